@@ -1,0 +1,63 @@
+"""Exceptions raised by mockllm.
+
+Every exception mockllm raises on purpose derives from one base class::
+
+    MockLLMError
+    ├── ScenarioError        one or more problems in scenario files, each with file:line:column
+    └── ScenarioNotFound     a request or a call named a scenario that is not loaded
+
+Problems found while loading scenarios are collected in one pass and raised together, so a user
+fixes every mistake in a file at once instead of one per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+class MockLLMError(Exception):
+    """Base class of every error mockllm raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem in a scenario file, positioned like a compiler diagnostic.
+
+    ``line`` and ``column`` are 1-based, or 0 where there is no position (a missing file, a
+    scenario built from a Python mapping); ``key`` is the dotted path of the offending key
+    (``timing.per_token``, ``faults[2].disconnect``) or empty for the document itself.
+    """
+
+    path: str
+    line: int
+    column: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.column}" if self.line else self.path
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ScenarioError(MockLLMError):
+    """Scenario files that cannot be loaded; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ScenarioNotFound(MockLLMError, LookupError):
+    """A scenario was asked for by a name that is not loaded."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(
+            f"No scenario named {name!r}. Known scenarios: {', '.join(self.known)}. "
+            "Select one with the X-Mockllm-Scenario header or by using its name as the model; "
+            f"a request that names neither gets the default, {self.known[0]!r}."
+            if self.known
+            else f"No scenario named {name!r}: no scenarios are loaded."
+        )

@@ -1,0 +1,110 @@
+"""The neutral events a timeline is made of.
+
+A timeline says *what* happens on a stream and *when*; an encoder (one per wire format) turns each
+event into bytes; the streaming layer writes those bytes at their deadlines. Events know nothing of
+any wire format, so one scenario and its faults serve every API.
+
+Two kinds of event end a stream: :class:`Close` (by one of the three TCP endings) and :class:`Hang`
+(hold the connection open and silent until the client gives up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+CloseMode = Literal["eof", "fin", "reset"]
+Part = Literal["head", "tail"]
+Cut = Literal["half", "utf8"]
+
+
+@dataclass(frozen=True, slots=True)
+class Preamble:
+    """Whatever the wire options put before the first event (BOM, ``retry:``, a comment)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token of the reply. ``first`` is true for the first token actually sent."""
+
+    index: int
+    text: str
+    first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The end of the reply: its finish reason and how many tokens were sent."""
+
+    reason: str
+    completion_tokens: int
+    first: bool = False  # no token was sent before: this event opens the reply
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The format's end-of-stream sentinel (``data: [DONE]`` for OpenAI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """A keep-alive line written during a stall."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A malformed line before ``next`` (the event it imitates or precedes)."""
+
+    kind: str  # invalid-json, truncated-json, not-json, missing-prefix, bad-utf8, raw
+    next: Event
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """The API's error object sent inside a stream."""
+
+    message: str
+    type: str = "server_error"
+    code: str | int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One part of ``event``'s bytes, written on its own.
+
+    ``cut="half"`` cuts the encoded event in the middle; ``cut="utf8"`` cuts just after the
+    lead byte of its first multi-byte UTF-8 character, so no per-read decoder can decode either half.
+    """
+
+    event: Event
+    part: Part
+    cut: Cut
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """End the connection: ``eof`` (clean end of body), ``fin`` (FIN, body incomplete), ``reset`` (RST)."""
+
+    mode: CloseMode
+    outcome: str  # what the call log says happened, e.g. "fault:reset"
+
+
+@dataclass(frozen=True, slots=True)
+class Hang:
+    """Hold the connection open and send nothing until the client leaves."""
+
+
+Event: TypeAlias = (
+    Preamble | Token | Finish | Done | KeepAlive | Malformed | StreamError | Fragment | Close | Hang
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """An event and its deadline, in seconds from the start of the stream."""
+
+    deadline: float
+    event: Event

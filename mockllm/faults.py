@@ -1,0 +1,257 @@
+"""Faults: the ways a real LLM stream misbehaves, one class each, registered by their YAML key.
+
+A fault item in a scenario is ``at`` plus exactly one action key::
+
+    faults:
+      - {at: 3, stall: 5s, keepalive: {every: 1s, line: ": ping"}}
+      - {at: 7, disconnect: reset}
+
+Adding a fault means one class here, decorated with ``@register("key")``, its keys in
+``data/scenario.schema.json``, and one test file. A fault only talks to the timeline's
+:class:`~mockllm.timeline.Cursor`: it never sees bytes, so it works in every wire format.
+"""
+
+from __future__ import annotations
+
+import codecs
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from .duration import parse_duration
+from .events import Close, Fragment, Hang, KeepAlive, Malformed, Step, StreamError
+from .timeline import Cursor
+
+FaultT = TypeVar("FaultT", bound="type[Fault]")
+
+#: Fault classes by their YAML key; the order is the order errors list them in.
+FAULTS: dict[str, type[Fault]] = {}
+
+
+def register(key: str) -> Callable[[FaultT], FaultT]:
+    def decorate(cls: FaultT) -> FaultT:
+        cls.key = key
+        FAULTS[key] = cls
+        return cls
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Fault(ABC):
+    """One fault, firing just before the token at index ``at`` (``None`` means ``at: end``)."""
+
+    key: ClassVar[str]
+
+    at: int | None
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> Fault:
+        """Build from a fault item already checked against the JSON Schema."""
+
+    def check(self, tokens: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Problems the schema cannot see, as ``(key within the item, message)`` pairs."""
+        return []
+
+    @abstractmethod
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        """Emit this fault's steps and adjust ``cursor``."""
+
+    @property
+    def ends_stream(self) -> bool:
+        """Nothing after this fault is sent."""
+        return False
+
+    @property
+    def cuts(self) -> bool:
+        """The fault splits its token's bytes; two such faults cannot share a token."""
+        return False
+
+
+@register("stall")
+@dataclass(frozen=True)
+class Stall(Fault):
+    """Send nothing for ``duration`` seconds (``None``: forever), optionally filled with keep-alives."""
+
+    duration: float | None
+    keepalive_every: float | None = None
+    keepalive_line: str = ": ping"
+    mid_event: bool = False
+
+    @property
+    def cuts(self) -> bool:
+        return self.mid_event
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> Stall:
+        stall = spec["stall"]
+        keepalive = spec.get("keepalive") or {}
+        return cls(
+            at=at,
+            duration=None if stall == "forever" else parse_duration(stall),
+            keepalive_every=parse_duration(keepalive["every"]) if keepalive else None,
+            keepalive_line=keepalive.get("line", ": ping"),
+            mid_event=bool(spec.get("mid_event", False)),
+        )
+
+    def check(self, tokens: tuple[str, ...]) -> list[tuple[str, str]]:
+        problems = []
+        if self.keepalive_every is not None and self.keepalive_every <= 0:
+            problems.append(("keepalive.every", "must be longer than 0s"))
+        if self.mid_event and self.keepalive_every is not None:
+            problems.append(
+                ("keepalive", "cannot be combined with mid_event: it would land inside the event")
+            )
+        return problems
+
+    @property
+    def ends_stream(self) -> bool:
+        return self.duration is None
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        start = cursor.time
+        if self.mid_event:
+            yield Step(start, Fragment(cursor.next, "head", "half"))
+            cursor.cut = "half"
+        if self.keepalive_every is not None and cursor.streaming:
+            every = self.keepalive_every * time_scale
+            end = None if self.duration is None else start + self.duration * time_scale
+            beat = 1
+            # With time_scale 0 the stall is empty: no keep-alive fits in it (and none loops forever).
+            while every > 0 and (end is None or start + beat * every < end):
+                yield Step(start + beat * every, KeepAlive(self.keepalive_line))
+                beat += 1
+        if self.duration is None:
+            yield Step(start, Hang())
+            cursor.ended = True
+        else:
+            cursor.time = start + self.duration * time_scale
+
+
+MALFORMED_KINDS = ("invalid-json", "truncated-json", "not-json", "missing-prefix", "bad-utf8")
+
+
+@register("malformed")
+@dataclass(frozen=True)
+class MalformedLine(Fault):
+    """A malformed line before the token (or instead of it, with ``replace: true``)."""
+
+    kind: str
+    raw: bytes = b""
+    replace: bool = False
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> MalformedLine:
+        value = spec["malformed"]
+        replace = bool(spec.get("replace", False))
+        if isinstance(value, Mapping):
+            return cls(at=at, kind="raw", raw=decode_raw(value["raw"]), replace=replace)
+        return cls(at=at, kind=value, replace=replace)
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        yield Step(cursor.time, Malformed(self.kind, cursor.next, self.raw))
+        if self.replace:
+            cursor.skip = True
+
+
+def decode_raw(text: str) -> bytes:
+    r"""The bytes of a ``raw:`` value: its UTF-8, with backslash escapes (``\xff``, ``\r``, ``\n``,
+    ``\0``, ``\\``) turned into those bytes.
+
+    YAML's double-quoted strings already decode ``"\x00"`` or ``"\r"`` themselves; write a byte
+    above 0x7F in single quotes (``'\xff'``), since ``"\xff"`` in YAML means the character U+00FF.
+    """
+    decoded, _ = codecs.escape_decode(text.encode("utf-8"))  # type: ignore[attr-defined]
+    return bytes(decoded)
+
+
+DISCONNECT_OUTCOMES = {"truncate": "eof", "fin": "fin", "reset": "reset", "mid-event": "fin"}
+
+
+@register("disconnect")
+@dataclass(frozen=True)
+class Disconnect(Fault):
+    """End the connection early: truncate (clean end), fin, reset, or mid-event (half an event + FIN)."""
+
+    mode: str
+
+    @property
+    def cuts(self) -> bool:
+        return self.mode == "mid-event"
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> Disconnect:
+        return cls(at=at, mode=spec["disconnect"])
+
+    @property
+    def ends_stream(self) -> bool:
+        return True
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        if self.mode == "mid-event":
+            yield Step(cursor.time, Fragment(cursor.next, "head", "half"))
+        close_mode = DISCONNECT_OUTCOMES[self.mode]
+        yield Step(cursor.time, Close(close_mode, f"fault:{self.mode}"))  # type: ignore[arg-type]
+        cursor.ended = True
+
+
+@register("error_event")
+@dataclass(frozen=True)
+class ErrorEvent(Fault):
+    """The API's error object inside the stream, then a clean end."""
+
+    message: str
+    type: str = "server_error"
+    code: str | int | None = None
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> ErrorEvent:
+        error = spec["error_event"]
+        return cls(
+            at=at,
+            message=error["message"],
+            type=error.get("type", "server_error"),
+            code=error.get("code"),
+        )
+
+    @property
+    def ends_stream(self) -> bool:
+        return True
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        yield Step(cursor.time, StreamError(self.message, self.type, self.code))
+        yield Step(cursor.time, Close("eof", "fault:error_event"))
+        cursor.ended = True
+
+
+@register("split")
+@dataclass(frozen=True)
+class Split(Fault):
+    """Write the token in two TCP writes that cut a multi-byte UTF-8 character in half."""
+
+    @property
+    def cuts(self) -> bool:
+        return True
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> Split:
+        return cls(at=at)
+
+    def check(self, tokens: tuple[str, ...]) -> list[tuple[str, str]]:
+        if self.at is None:
+            return [("at", "split needs a token to cut: 'end' has none")]
+        text = tokens[self.at]
+        if text.isascii():
+            return [("split", f"token {self.at} ({text!r}) has no multi-byte character to cut")]
+        return []
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        cursor.cut = "utf8"
+        return iter(())
+
+
+def action_of(spec: Mapping[str, Any]) -> list[str]:
+    """The action keys present in a fault item (exactly one is valid)."""
+    return [key for key in FAULTS if key in spec]

@@ -1,0 +1,115 @@
+"""Wire formats, registered by name: one module per API.
+
+A wire format owns everything that differs between APIs and nothing else: how its request is read,
+how a stream's events become bytes (:class:`StreamEncoder`), the non-streaming body, and its error
+shape. The timeline and the faults never change when a format is added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..events import Event
+from ..scenario import Scenario
+
+
+class StreamEncoder(Protocol):
+    """Turns the neutral events of one stream into bytes. Pure: no I/O, no clock."""
+
+    def encode(self, event: Event) -> bytes: ...
+
+
+class RequestError(Exception):
+    """A request the API would refuse; rendered in the format's own error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str = "invalid_request_error",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """What a format read from a request body."""
+
+    model: str
+    stream: bool
+    prompt_tokens: int
+    body: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """Per-response values that stay the same across a stream (id, creation time, model)."""
+
+    id: str
+    created: int
+    model: str
+
+
+class WireFormat(Protocol):
+    name: str
+    #: The path the format answers on, e.g. ``/v1/chat/completions``.
+    path: str
+    #: Content-Type of a stream in this format.
+    content_type: str
+
+    def parse_request(self, body: Any) -> ApiRequest: ...
+
+    def stream_encoder(
+        self, scenario: Scenario, request: ApiRequest, context: StreamContext
+    ) -> StreamEncoder: ...
+
+    def response_body(
+        self, request: ApiRequest, context: StreamContext, text: str, finish: str, tokens: int
+    ) -> dict[str, Any]: ...
+
+    def error_body(
+        self, status: int, message: str, *, type: str, param: str | None, code: str | int | None
+    ) -> dict[str, Any]: ...
+
+    def default_error(self, status: int) -> tuple[str, str, str | None]:
+        """(message, type, code) of this API's own error for an HTTP status."""
+        ...
+
+
+FORMATS: dict[str, WireFormat] = {}
+
+
+def register(fmt: WireFormat) -> WireFormat:
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def count_prompt_tokens(texts: list[str]) -> int:
+    """The documented rule for ``prompt_tokens``: one token per 4 characters of message text,
+    rounded up (OpenAI's own rule of thumb), and at least 1."""
+    return max(1, -(-sum(len(t) for t in texts) // 4))
+
+
+from . import openai_chat as _openai_chat  # noqa: E402  (registers itself)
+
+__all__ = [
+    "FORMATS",
+    "ApiRequest",
+    "RequestError",
+    "StreamContext",
+    "StreamEncoder",
+    "WireFormat",
+    "count_prompt_tokens",
+    "register",
+]
+del _openai_chat

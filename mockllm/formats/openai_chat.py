@@ -1,0 +1,223 @@
+"""OpenAI Chat Completions: ``POST /v1/chat/completions``.
+
+Stream shape (https://platform.openai.com/docs/api-reference/chat-streaming): one ``data:`` line of
+``chat.completion.chunk`` JSON per token, no ``event:`` field, the same ``id``/``created``/``model``
+on every chunk, ``delta.role`` on the first, a finish chunk with an empty delta and the
+``finish_reason``, a usage chunk with ``choices: []`` when ``stream_options.include_usage`` is set
+(then every other chunk carries ``"usage": null``), then ``data: [DONE]``.
+
+Deliberate divergences from the real API:
+- The role rides on the first content chunk instead of a chunk of its own with ``content: ""``,
+  so every token is exactly one event and a fault ``at: 0`` comes before any body byte.
+- Request fields mockllm does not interpret are accepted and ignored. The real API rejects unknown
+  fields, but a mock that rejected a field newer than itself would fail users' tests for the wrong
+  reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..events import Done, Finish, StreamError, Token
+from ..scenario import Scenario
+from ..sse import Payloads, SSEEncoder
+from . import ApiRequest, RequestError, StreamContext, count_prompt_tokens, register
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON as the API sends it, with non-ASCII text as raw UTF-8."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("Bad request.", "invalid_request_error", None),
+    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to access this resource.", "invalid_request_error", None),
+    404: ("The model does not exist or you do not have access to it.", "invalid_request_error",
+          "model_not_found"),
+    408: ("Request timed out.", "timeout", None),
+    409: ("Conflict.", "invalid_request_error", None),
+    429: ("Rate limit reached for requests. Please try again later.", "requests",
+          "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!",
+          "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The server is overloaded or not ready yet.", "server_error", None),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+
+class OpenAIChatEncoder(SSEEncoder):
+    """Chunks are built from JSON prefixes and suffixes encoded once per stream; per token only the
+    token's text is escaped."""
+
+    def __init__(self, scenario: Scenario, request: ApiRequest, context: StreamContext) -> None:
+        super().__init__(scenario.wire)
+        self.include_usage = bool(request.options.get("include_usage"))
+        self.prompt_tokens = request.prompt_tokens
+        head = dumps(
+            {
+                "id": context.id,
+                "object": "chat.completion.chunk",
+                "created": context.created,
+                "model": context.model,
+                "system_fingerprint": None,
+            }
+        )[:-1]
+        self._head = head
+        self._usage_null = ',"usage":null' if self.include_usage else ""
+        choice = head + ',"choices":[{"index":0,"delta":{'
+        self._content = (choice + '"content":').encode()
+        self._role_content = (choice + '"role":"assistant","content":').encode()
+        self._content_end = ('},"logprobs":null,"finish_reason":null}]' + self._usage_null + "}").encode()
+
+    def payloads(self, event: Token | Finish | Done | StreamError) -> Payloads:
+        match event:
+            case Token(text=text, first=first):
+                prefix = self._role_content if first else self._content
+                return [(None, prefix + dumps(text).encode() + self._content_end)]
+            case Finish(reason=reason, completion_tokens=tokens, first=first):
+                delta = '{"role":"assistant","content":""}' if first else "{}"
+                finish = (
+                    f'{self._head},"choices":[{{"index":0,"delta":{delta},"logprobs":null,'
+                    f'"finish_reason":{dumps(reason)}}}]{self._usage_null}}}'
+                )
+                out: Payloads = [(None, finish.encode())]
+                if self.include_usage:
+                    usage = dumps(usage_of(self.prompt_tokens, tokens))
+                    out.append((None, f'{self._head},"choices":[],"usage":{usage}}}'.encode()))
+                return out
+            case Done():
+                return [(None, b"[DONE]")]
+            case StreamError(message=message, type=type_, code=code):
+                error = {"message": message, "type": type_, "param": None, "code": code}
+                return [(None, dumps({"error": error}).encode())]
+
+
+def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class OpenAIChat:
+    name = "openai-chat"
+    path = "/v1/chat/completions"
+    content_type = "text/event-stream"
+
+    def parse_request(self, body: Any) -> ApiRequest:
+        if not isinstance(body, dict):
+            raise RequestError(400, "The request body must be a JSON object.", code="invalid_type")
+        model = _required(body, "model", str, "a string")
+        messages = _required(body, "messages", list, "an array")
+        if not messages:
+            raise RequestError(
+                400, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                "but got an empty array instead.", param="messages", code="empty_array",
+            )
+        texts = []
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise RequestError(
+                    400, f"Invalid 'messages[{index}]': expected an object with a 'role'.",
+                    param=f"messages[{index}]", code="invalid_type",
+                )
+            texts.extend(_texts(message.get("content")))
+        stream = _optional(body, "stream", bool, "a boolean", False)
+        options = _optional(body, "stream_options", dict, "an object", None)
+        if options is not None and not stream:
+            raise RequestError(
+                400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options", code="invalid_value",
+            )
+        n = _optional(body, "n", int, "an integer", 1)
+        if n != 1:
+            raise RequestError(
+                400, f"mockllm answers with one choice per request: 'n' must be 1 (got {n}).",
+                param="n", code="unsupported_value",
+            )
+        return ApiRequest(
+            model=model,
+            stream=stream,
+            prompt_tokens=count_prompt_tokens(texts),
+            body=body,
+            options={"include_usage": bool((options or {}).get("include_usage"))},
+        )
+
+    def stream_encoder(
+        self, scenario: Scenario, request: ApiRequest, context: StreamContext
+    ) -> OpenAIChatEncoder:
+        return OpenAIChatEncoder(scenario, request, context)
+
+    def response_body(
+        self, request: ApiRequest, context: StreamContext, text: str, finish: str, tokens: int
+    ) -> dict[str, Any]:
+        return {
+            "id": context.id,
+            "object": "chat.completion",
+            "created": context.created,
+            "model": context.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None,
+                                "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": usage_of(request.prompt_tokens, tokens),
+            "system_fingerprint": None,
+        }
+
+    def error_body(
+        self, status: int, message: str, *, type: str, param: str | None, code: str | int | None
+    ) -> dict[str, Any]:
+        return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+    def default_error(self, status: int) -> tuple[str, str, str | None]:
+        if status in _DEFAULT_ERRORS:
+            return _DEFAULT_ERRORS[status]
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return f"HTTP {status}.", kind, None
+
+
+def _required(body: dict[str, Any], key: str, kind: type, name: str) -> Any:
+    if key not in body:
+        raise RequestError(
+            400, f"Missing required parameter: '{key}'.", param=key,
+            code="missing_required_parameter",
+        )
+    return _optional(body, key, kind, name, None)
+
+
+def _optional(body: dict[str, Any], key: str, kind: type, name: str, default: Any) -> Any:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RequestError(
+            400, f"Invalid type for '{key}': expected {name}, but got {_json_type(value)} instead.",
+            param=key, code="invalid_type",
+        )
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), "null")
+
+
+def _texts(content: Any) -> list[str]:
+    """The text of a message's content: a string, or the text parts of a list."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return []
+
+
+register(OpenAIChat())

@@ -1,0 +1,428 @@
+"""Scenario files → validated :class:`~mockllm.scenario.Scenario` objects, or every problem at once.
+
+YAML is read with PyYAML's SafeLoader, composing nodes first so that every key keeps its line and
+column. Each scenario is validated against the published JSON Schema (``data/scenario.schema.json``),
+whose errors are rewritten into short, positioned messages; then the checks a schema cannot express
+(a fault's ``at`` beyond the reply, two faults cutting one token, ...) run on the built model.
+Nothing stops at the first problem: a file reports all of its problems in one pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .duration import parse_duration
+from .errors import Problem, ScenarioError
+from .faults import FAULTS, Fault, action_of
+from .scenario import Scenario, Timing, Wire, split_tokens
+
+KeyPath = tuple[str | int, ...]
+#: (mark of the key, mark of the value) for every key and list item of a document.
+Marks = dict[KeyPath, tuple[yaml.Mark | None, yaml.Mark]]
+Locate = Callable[[KeyPath, bool], tuple[int, int]]
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The scenario JSON Schema shipped in the package (also what editors use for completion)."""
+    text = resources.files("mockllm").joinpath("data/scenario.schema.json").read_text("utf-8")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+@cache
+def _validator(definition: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]})
+
+
+def load_scenarios(paths: Iterable[str | Path]) -> tuple[Scenario, ...]:
+    """Load every scenario from files and directories (``*.yaml``/``*.yml``, sorted by name).
+
+    Raises :class:`~mockllm.errors.ScenarioError` listing every problem in every file.
+    """
+    scenarios: list[Scenario] = []
+    problems: list[Problem] = []
+    for path in paths:
+        for file_scenarios, file_problems in _load_path(Path(path)):
+            scenarios += file_scenarios
+            problems += file_problems
+    problems += duplicate_names(scenarios)
+    if problems:
+        raise ScenarioError(problems)
+    return tuple(scenarios)
+
+
+def check_files(paths: Iterable[str | Path]) -> Iterator[tuple[str, list[Scenario], list[Problem]]]:
+    """For ``mockllm validate``: each file with its scenarios and problems."""
+    for path in paths:
+        path = Path(path)
+        for file, (scenarios, problems) in zip(_files(path), _load_path(path)):
+            yield str(file), scenarios, problems
+
+
+def parse_scenarios(text: str, path: str = "<string>") -> tuple[Scenario, ...]:
+    """Scenarios from YAML (or JSON) text; ``path`` names it in messages."""
+    scenarios, problems = _load_text(text, path, stem="inline")
+    problems += duplicate_names(scenarios)
+    if problems:
+        raise ScenarioError(problems)
+    return tuple(scenarios)
+
+
+def scenario_from_dict(data: Mapping[str, Any], *, name: str = "inline") -> Scenario:
+    """One scenario from a Python mapping, e.g. ``{"reply": "ok", "timing": {"per_token": "10ms"}}``."""
+    problems: list[Problem] = []
+    built = _scenario(dict(data), "<inline>", lambda key, at_key: (0, 0), name, problems)
+    if problems or built is None:
+        raise ScenarioError(problems)
+    return built
+
+
+def default_scenarios() -> tuple[Scenario, ...]:
+    """The built-in scenario served when no ``--scenario`` is given."""
+    text = resources.files("mockllm").joinpath("data/default.yaml").read_text("utf-8")
+    return parse_scenarios(text, "<built-in default.yaml>")
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file())
+    return [path]
+
+
+def _load_path(path: Path) -> Iterator[tuple[list[Scenario], list[Problem]]]:
+    if not path.exists():
+        yield [], [Problem(str(path), 0, 0, "", "no such file or directory")]
+        return
+    files = _files(path)
+    if not files:
+        yield [], [Problem(str(path), 0, 0, "", "no *.yaml or *.yml files in this directory")]
+    for file in files:
+        try:
+            text = file.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            yield [], [Problem(str(file), 0, 0, "", f"cannot read: {exc}")]
+            continue
+        yield _load_text(text, str(file), stem=file.stem)
+
+
+def _load_text(text: str, path: str, *, stem: str) -> tuple[list[Scenario], list[Problem]]:
+    problems: list[Problem] = []
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        return [], [Problem(path, *where, "", f"invalid YAML: {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:
+        return [], [Problem(path, 0, 0, "", f"invalid YAML: {exc}")]
+    finally:
+        loader.dispose()
+    if node is None:
+        return [], [Problem(path, 0, 0, "", "empty file: expected a scenario or a list of scenarios")]
+
+    marks: Marks = {}
+    _walk(node, (), marks, path, problems)
+
+    def locate_in(prefix: KeyPath) -> Locate:
+        def locate(key: KeyPath, at_key: bool) -> tuple[int, int]:
+            full = prefix + key
+            while full not in marks and full:
+                full = full[:-1]
+            key_mark, value_mark = marks.get(full, (None, node.start_mark))
+            mark = key_mark if at_key and key_mark is not None else value_mark
+            return mark.line + 1, mark.column + 1
+
+        return locate
+
+    scenarios: list[Scenario] = []
+    if isinstance(data, list):
+        for index, item in enumerate(data):
+            default_name = None if len(data) > 1 else stem
+            built = _scenario(item, path, locate_in((index,)), default_name, problems)
+            if built is not None:
+                scenarios.append(built)
+    else:
+        built = _scenario(data, path, locate_in(()), stem, problems)
+        if built is not None:
+            scenarios.append(built)
+    return scenarios, sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def _walk(node: yaml.Node, at: KeyPath, marks: Marks, path: str, problems: list[Problem]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key == "<<":  # YAML merge keys: the constructor has merged them already
+                continue
+            if key in seen:
+                line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                problems.append(Problem(path, line, column, _dotted(at + (key,)), "duplicate key"))
+            seen.add(key)
+            marks[at + (key,)] = (key_node.start_mark, value_node.start_mark)
+            _walk(value_node, at + (key,), marks, path, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            marks[at + (index,)] = (None, item.start_mark)
+            _walk(item, at + (index,), marks, path, problems)
+
+
+def _dotted(key: KeyPath) -> str:
+    out = ""
+    for part in key:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# -- one scenario --------------------------------------------------------------------------------
+
+
+def _scenario(
+    data: Any, path: str, locate: Locate, default_name: str | None, problems: list[Problem]
+) -> Scenario | None:
+    reported: set[tuple[KeyPath, str]] = set()
+
+    def report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
+        reported.add((key, message))
+        problems.append(Problem(path, *locate(key, at_key), _dotted(key), message))
+
+    before = len(problems)
+    if not isinstance(data, Mapping):
+        report((), f"a scenario must be a mapping with at least a 'reply', not {_show(data)}")
+        return None
+    _schema_problems(data, "scenario", report)
+    if "name" not in data and default_name is None:
+        report((), "missing key 'name' (required when a file holds several scenarios)")
+    if len(problems) > before:
+        return None
+
+    name = data.get("name", default_name)
+    source = f"{path}:{locate((), False)[0]}" if locate((), False)[0] else path
+    base = {key: value for key, value in data.items() if key != "sequence"}
+    main = _build(base, name, source, report)
+    steps = []
+    for index, step in enumerate(data.get("sequence", ())):
+        merged = _merge(base, step)
+        in_step = _step_reporter(report, reported, index, step)
+        steps.append(_build(merged, name, source, in_step))
+    if main is None or None in steps or len(problems) > before:
+        return None
+    return Scenario(**{**main.__dict__, "sequence": tuple(s for s in steps if s is not None)})
+
+
+def _step_reporter(
+    report: Callable[..., None],
+    reported: set[tuple[KeyPath, str]],
+    index: int,
+    step: Mapping[str, Any],
+) -> Callable[..., None]:
+    """Report a problem of a merged sequence step at the step's own key when it set that key,
+    and otherwise at the scenario's key, unless the scenario itself already has that problem."""
+
+    def step_report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
+        if key and key[0] in step:
+            report(("sequence", index) + key, message, at_key=at_key)
+        elif (key, message) not in reported:
+            report(key, f"{message} (in sequence[{index}])", at_key=at_key)
+
+    return step_report
+
+
+def _merge(base: Mapping[str, Any], step: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(base))
+    for key, value in step.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _build(
+    data: Mapping[str, Any], name: str, source: str, report: Callable[..., None]
+) -> Scenario | None:
+    reply = data["reply"]
+    tokens = tuple(reply) if isinstance(reply, list) else split_tokens(reply, data.get("tokens", "rune"))
+    timing = data.get("timing", {})
+    wire = data.get("wire", {})
+    faults = _faults(data.get("faults", []), tokens, wire, report)
+    if faults is None:
+        return None
+    return Scenario(
+        name=name,
+        tokens=tokens,
+        description=data.get("description", ""),
+        model=data.get("model"),
+        finish_reason=data.get("finish_reason", "stop"),
+        done=data.get("done", True),
+        timing=Timing(
+            first_token=parse_duration(timing.get("first_token", 0)),
+            per_token=parse_duration(timing.get("per_token", 0)),
+            jitter=parse_duration(timing.get("jitter", 0)),
+            seed=timing.get("seed", 0),
+        ),
+        faults=faults,
+        status=data.get("status"),
+        headers=tuple((str(k), str(v)) for k, v in data.get("headers", {}).items()),
+        body=data.get("body"),
+        first_byte=parse_duration(data.get("first_byte", 0)),
+        wire=Wire(**wire),
+        source=source,
+    )
+
+
+def _faults(
+    specs: list[Mapping[str, Any]],
+    tokens: tuple[str, ...],
+    wire: Mapping[str, Any],
+    report: Callable[..., None],
+) -> tuple[Fault, ...] | None:
+    faults: list[Fault] = []
+    ok = True
+    for index, spec in enumerate(specs):
+        here: KeyPath = ("faults", index)
+        actions = action_of(spec)
+        if len(actions) != 1:
+            found = ", ".join(actions) if actions else "none"
+            report(here, f"needs exactly one of {', '.join(FAULTS)} (found: {found})")
+            ok = False
+            continue
+        at = None if spec["at"] == "end" else spec["at"]
+        if at is not None and at >= len(tokens):
+            last = f"the last token is at {len(tokens) - 1}" if tokens else "the reply has no tokens"
+            report(here + ("at",), f"{at} is beyond the reply: {last}; use 'end' for after it")
+            ok = False
+            continue
+        fault = FAULTS[actions[0]].from_spec(at, spec)
+        for key, message in fault.check(tokens):
+            report(here + tuple(key.split(".")), message)
+            ok = False
+        faults.append(fault)
+    if not ok:
+        return None
+
+    def position(item: tuple[int, Fault]) -> tuple[float, int]:
+        index, fault = item
+        return (float("inf") if fault.at is None else fault.at, index)
+
+    ordered = sorted(enumerate(faults), key=position)
+    for (first_index, first), (index, fault) in zip(ordered, ordered[1:]):
+        if first.at == fault.at and first.cuts and fault.cuts:
+            report(("faults", index), f"cuts the same token as faults[{first_index}]")
+            ok = False
+    ender = next(((i, f) for i, f in ordered if f.ends_stream), None)
+    if ender is not None:
+        for index, fault in ordered[ordered.index(ender) + 1 :]:
+            report(("faults", index), f"never fires: faults[{ender[0]}] ends the stream before it")
+            ok = False
+    forever = any(f.ends_stream and f.key == "stall" for f in faults)
+    if forever and wire.get("framing") == "content-length":
+        report(("wire", "framing"), "content-length cannot frame a stream that stalls forever")
+        ok = False
+    return tuple(faults) if ok else None
+
+
+# -- JSON Schema errors → short messages -----------------------------------------------------------
+
+
+def _schema_problems(data: Any, definition: str, report: Callable[..., None]) -> None:
+    for error in sorted(_validator(definition).iter_errors(data), key=lambda e: list(map(str, e.path))):
+        key: KeyPath = tuple(error.absolute_path)
+        for sub_key, message, at_key in _explain(error):
+            report(key + sub_key, message, at_key=at_key)
+
+
+def _explain(error: Any) -> Iterator[tuple[KeyPath, str, bool]]:
+    """Yield (key below the error's path, message, point at the key rather than the value)."""
+    sub = error.schema if isinstance(error.schema, Mapping) else {}
+    value = error.instance
+    kind = error.validator
+    if "x-mockllm-message" in sub:
+        yield (), sub["x-mockllm-message"].format(value=_show(value)), False
+    elif kind == "additionalProperties":
+        allowed = sorted(sub.get("properties", {}))
+        for extra in sorted(set(value) - set(allowed)):
+            close = difflib.get_close_matches(str(extra), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            yield (extra,), f"unknown key (allowed: {', '.join(allowed)}){hint}", True
+    elif kind == "required":
+        for missing in error.validator_value:
+            if missing not in value:
+                yield (), f"missing required key {missing!r}", False
+    elif kind == "dependentRequired":
+        for key, needs in error.validator_value.items():
+            if key in value and any(need not in value for need in needs):
+                yield (key,), f"only goes with {' and '.join(map(repr, needs))}", True
+    elif kind == "enum":
+        yield (), f"{_show(value)} is not one of {', '.join(map(str, error.validator_value))}", False
+    elif kind == "type":
+        expected = error.validator_value
+        names = [expected] if isinstance(expected, str) else expected
+        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        yield (), f"expected {wanted}, not {_show(value)}", False
+    elif kind in ("minimum", "maximum"):
+        word = "at least" if kind == "minimum" else "at most"
+        yield (), f"must be {word} {error.validator_value}, not {_show(value)}", False
+    elif kind == "minItems":
+        yield (), "must not be empty", False
+    else:
+        yield (), error.message, False
+
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def duplicate_names(scenarios: Iterable[Scenario]) -> list[Problem]:
+    seen: dict[str, Scenario] = {}
+    problems = []
+    for scenario in scenarios:
+        first = seen.setdefault(scenario.name, scenario)
+        if first is not scenario:
+            path, _, line = scenario.source.rpartition(":")
+            problems.append(
+                Problem(
+                    path or scenario.source,
+                    int(line) if line.isdigit() else 0,
+                    1 if line.isdigit() else 0,
+                    "name",
+                    f"duplicate scenario name {scenario.name!r} (first in {first.source})",
+                )
+            )
+    return problems

@@ -1,0 +1,92 @@
+"""The scenario model: what the fake model says, how fast, and how its stream misbehaves.
+
+Scenarios are frozen and already validated; :mod:`mockllm.loader` is the only way to build one
+from a file, a mapping or YAML text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .faults import Fault
+
+TokenMode = Literal["rune", "word"]
+
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+def split_tokens(text: str, mode: TokenMode = "rune") -> tuple[str, ...]:
+    """Split a reply into tokens.
+
+    ``rune``: one Unicode code point per token (like iterating a Go ``[]rune``), so an emoji with a
+    skin-tone modifier is two tokens. ``word``: a word with the whitespace that follows it; leading
+    whitespace stays with the first word.
+    """
+    if mode == "rune":
+        return tuple(text)
+    return tuple(_WORD.findall(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Delays in seconds. ``jitter`` is a uniform ± on every delay, drawn from ``seed``."""
+
+    first_token: float = 0.0
+    per_token: float = 0.0
+    jitter: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """Byte-level options for the whole stream (see the README's "Wire options")."""
+
+    line_ending: Literal["lf", "crlf", "cr"] = "lf"
+    bom: bool = False
+    event_ids: bool = False
+    retry: int | None = None
+    comment_first: str | None = None
+    no_space: bool = False
+    framing: Literal["chunked", "close-delimited", "content-length"] = "chunked"
+    content_type: str = "text/event-stream"
+    flush: Literal["due", "event"] = "due"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. Build one with :func:`mockllm.load_scenarios` or :func:`mockllm.scenario`."""
+
+    name: str
+    tokens: tuple[str, ...]
+    description: str = ""
+    model: str | None = None
+    finish_reason: str = "stop"
+    done: bool = True
+    timing: Timing = Timing()
+    faults: tuple[Fault, ...] = ()
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    first_byte: float = 0.0
+    wire: Wire = Wire()
+    #: One scenario per step of ``sequence``, each already merged over this one.
+    sequence: tuple[Scenario, ...] = field(default=(), repr=False)
+    #: Where the scenario came from, for messages: ``path:line``, or ``<inline>``.
+    source: str = "<inline>"
+
+    @property
+    def reply_text(self) -> str:
+        """The whole reply, as a client that reads every token ends up with it."""
+        return "".join(self.tokens)
+
+    def step(self, n: int) -> Scenario:
+        """The scenario that answers this scenario's ``n``-th request (0-based).
+
+        Without a ``sequence`` that is the scenario itself; with one, step ``n``, the last step
+        repeating once the sequence is used up.
+        """
+        if not self.sequence:
+            return self
+        return self.sequence[min(n, len(self.sequence) - 1)]

@@ -1,0 +1,176 @@
+"""Running the application on a socket: in the current event loop (:class:`Server`, used by the
+CLI) or on a background thread with its own loop (:class:`MockLLMServer`, for tests and scripts,
+so that a blocking SDK call in the caller's thread cannot deadlock the server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from aiohttp import web
+
+from .app import create_app
+from .errors import MockLLMError
+from .loader import default_scenarios, load_scenarios
+from .scenario import Scenario
+
+#: Sized for load tests that open a thousand streams at once.
+BACKLOG = 2048
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one. Bound before aiohttp starts so the real port
+    is known (and printed) before the first request."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise MockLLMError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def resolve_scenarios(
+    scenarios: Sequence[Scenario] | Sequence[str | Path] | str | Path | None,
+) -> tuple[Scenario, ...]:
+    """Scenarios as given, loaded from paths, or the built-in default for ``None``."""
+    if scenarios is None:
+        return default_scenarios()
+    if isinstance(scenarios, str | Path):
+        return load_scenarios([scenarios])
+    if all(isinstance(s, Scenario) for s in scenarios):
+        return tuple(s for s in scenarios if isinstance(s, Scenario))
+    return load_scenarios([s for s in scenarios if isinstance(s, str | Path)])
+
+
+class Server:
+    """The application listening on ``host:port`` in the running event loop."""
+
+    def __init__(
+        self,
+        scenarios: Sequence[Scenario],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.app = create_app(scenarios, time_scale=time_scale)
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> str:
+        """Listen, and return the URL served."""
+        sock = bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        # handler_cancellation: a client that hangs up cancels its handler, so a stream waiting
+        # in a stall or a forever-hang costs nothing once its client is gone.
+        self._runner = web.AppRunner(
+            self.app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        try:
+            await self._runner.setup()
+            await web.SockSite(self._runner, sock).start()
+        except BaseException:
+            sock.close()
+            raise
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class MockLLMServer:
+    """A mock server on a background thread, for tests and scripts::
+
+        with MockLLMServer("scenarios/slow.yaml") as server:
+            client = openai.OpenAI(base_url=server.openai_base_url, api_key="unused")
+    """
+
+    def __init__(
+        self,
+        scenarios: Sequence[Scenario] | Sequence[str | Path] | str | Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.server = Server(resolve_scenarios(scenarios), host=host, port=port, time_scale=time_scale)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def start(self) -> MockLLMServer:
+        if self._thread is not None:
+            raise RuntimeError("MockLLMServer.start() called twice; call stop() first")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.server.start())
+            except BaseException as exc:  # reported to the starting thread below
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.server.stop())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="mockllm-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = self._loop = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._thread = self._loop = None
+
+    def __enter__(self) -> MockLLMServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,108 @@
+"""Scenario → the sequence of events on one stream, each with its deadline.
+
+Deadlines are absolute offsets from the start of the stream, computed here once, so the write loop
+never accumulates the overshoot of its sleeps: 1,000 tokens at 10 ms end at 10 s.
+
+Faults plug in through :class:`Cursor`: each fault fires just before the event it is attached to,
+may emit steps of its own, move the clock (a stall), and change how that next event is sent (skip
+it, cut it in two) or end the stream. See :mod:`mockllm.faults`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .events import Close, Cut, Done, Event, Finish, Fragment, Preamble, Step, Token
+
+if TYPE_CHECKING:
+    from .faults import Fault
+    from .scenario import Scenario
+
+#: The gap between the two writes of a ``split`` token: long enough that the two halves arrive
+#: in separate reads on loopback, short enough not to disturb the scenario's pace.
+SPLIT_GAP = 0.02
+
+
+@dataclass(slots=True)
+class Cursor:
+    """The state a fault sees and changes as it fires."""
+
+    time: float  # when the next event is due
+    next: Event  # the event the fault fires before (a Token, or the Finish for ``at: end``)
+    ended: bool = False  # the fault ended the stream
+    skip: bool = False  # do not send ``next`` (``replace: true``)
+    cut: Cut | None = None  # send ``next`` in two parts ("half": its head was already written)
+    streaming: bool = True  # False for a non-streaming response: no keep-alives, no byte games
+
+
+def build_timeline(
+    scenario: Scenario, *, time_scale: float = 1.0, streaming: bool = True
+) -> Iterator[Step]:
+    """Yield the steps of one stream of ``scenario``.
+
+    The jitter comes from ``random.Random(scenario.timing.seed)``, so every stream of a scenario has
+    the same timing. The iterator may be infinite (``stall: forever`` with a keep-alive).
+    ``time_scale`` multiplies every delay (0 collapses them all). With ``streaming=False`` (a
+    non-streaming response) the timeline is always finite: stalls add time but no keep-alives.
+    """
+    timing = scenario.timing
+    rng = random.Random(timing.seed)
+
+    def delay(base: float) -> float:
+        if timing.jitter:
+            base += rng.uniform(-timing.jitter, timing.jitter)
+        return max(base, 0.0) * time_scale
+
+    by_index: defaultdict[int | None, list[Fault]] = defaultdict(list)
+    for fault in scenario.faults:
+        by_index[fault.at].append(fault)
+
+    yield Step(0.0, Preamble())
+    sent = 0
+    cursor = Cursor(time=delay(timing.first_token), next=Done(), streaming=streaming)
+    for index, text in enumerate(scenario.tokens):
+        if index:
+            cursor.time += delay(timing.per_token)
+        cursor.next = Token(index, text, first=sent == 0)
+        yield from _fire(by_index[index], cursor, time_scale)
+        if cursor.ended:
+            return
+        if not cursor.skip:
+            sent += 1
+        yield from _send(cursor)
+
+    cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
+    yield from _fire(by_index[None], cursor, time_scale)
+    if cursor.ended:
+        return
+    yield from _send(cursor)
+    if scenario.done:
+        yield Step(cursor.time, Done())
+    yield Step(cursor.time, Close("eof", "completed"))
+
+
+def _fire(faults: list[Fault], cursor: Cursor, time_scale: float) -> Iterator[Step]:
+    cursor.skip = False
+    cursor.cut = None
+    for fault in faults:
+        yield from fault.fire(cursor, time_scale)
+        if cursor.ended:
+            return
+
+
+def _send(cursor: Cursor) -> Iterator[Step]:
+    """Send the cursor's next event as the faults left it: whole, skipped or in two parts."""
+    event, time = cursor.next, cursor.time
+    if cursor.skip:
+        return
+    if cursor.cut == "half":  # a stall with ``mid_event`` already wrote the head
+        yield Step(time, Fragment(event, "tail", "half"))
+    elif cursor.cut == "utf8":
+        yield Step(time, Fragment(event, "head", "utf8"))
+        yield Step(time + SPLIT_GAP, Fragment(event, "tail", "utf8"))
+    else:
+        yield Step(time, event)
