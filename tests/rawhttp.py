@@ -1,0 +1,111 @@
+"""A raw-socket HTTP/1.1 client for tests that must see the bytes and the TCP ending exactly.
+
+It timestamps every ``recv``, tells a clean FIN from a reset from a timeout, and parses chunked
+framing itself, keeping each chunk (one chunk is one write on aiohttp's side).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+Ending = Literal["fin", "reset", "timeout"]
+
+
+@dataclass
+class RawResponse:
+    head: bytes
+    body: bytes  # everything after the header block, still framed
+    reads: list[tuple[float, bytes]] = field(repr=False)  # (seconds since the request, data)
+    ending: Ending = "fin"
+
+    @property
+    def status(self) -> int:
+        return int(self.head.split(b" ", 2)[1])
+
+    def header(self, name: str) -> str | None:
+        for line in self.head.split(b"\r\n")[1:]:
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == name.lower().encode():
+                return value.strip().decode()
+        return None
+
+    @property
+    def chunked(self) -> bool:
+        return (self.header("transfer-encoding") or "").lower() == "chunked"
+
+    def chunks(self) -> tuple[list[bytes], bool]:
+        """The chunks of a chunked body, and whether the terminating zero chunk arrived."""
+        data, chunks = self.body, []
+        while data:
+            size_line, sep, rest = data.partition(b"\r\n")
+            if not sep:
+                break
+            size = int(size_line, 16)
+            if size == 0:
+                return chunks, True
+            chunks.append(rest[:size])
+            data = rest[size + 2 :]
+        return chunks, False
+
+    @property
+    def payload(self) -> bytes:
+        """The body without its framing."""
+        return b"".join(self.chunks()[0]) if self.chunked else self.body
+
+
+def post(
+    url: str,
+    body: dict[str, object] | bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+    read_for: float | None = None,
+) -> RawResponse:
+    """POST and read until the server ends the connection, or ``timeout`` seconds of silence
+    (or ``read_for`` seconds in all)."""
+    parts = urlsplit(url)
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    lines = [
+        f"POST {parts.path} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(content)}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + content
+    reads: list[tuple[float, bytes]] = []
+    ending: Ending = "fin"
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        start = time.monotonic()
+        sock.sendall(request)
+        while True:
+            if read_for is not None:
+                left = start + read_for - time.monotonic()
+                if left <= 0:
+                    ending = "timeout"
+                    break
+                sock.settimeout(min(timeout, left))
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                ending = "reset"
+                break
+            except TimeoutError:
+                ending = "timeout"
+                break
+            if not data:
+                break
+            reads.append((time.monotonic() - start, data))
+    raw = b"".join(data for _, data in reads)
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    return RawResponse(head, rest, reads, ending)
+
+
+def stream_body(model: str = "m") -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}

@@ -1,0 +1,148 @@
+"""Every shipped scenario, read by the openai SDK and by httpx-sse, pinned to what each really does.
+
+This table is the chaos pack's contract: if a change to mockllm alters what a real client sees for
+a scenario, a row here fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import httpx_sse
+import openai
+import pytest
+
+from mockllm import MockLLMServer, load_scenarios
+
+from .conftest import SCENARIOS
+
+pytestmark = pytest.mark.functional
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+SHIPPED = {s.name: s for s in load_scenarios([SCENARIOS])}
+TIME_SCALE = 0.1  # the 3 s stall becomes 0.3 s: well below the clients' 1 s read timeout
+READ_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a client ended with: the text it gathered and the exception it raised, if any."""
+
+    text: str
+    error: type[BaseException] | None = None
+
+
+def full(name: str) -> Seen:
+    return Seen(SHIPPED[name].reply_text)
+
+
+def prefix(name: str, tokens: int, error: type[BaseException] | None) -> Seen:
+    return Seen("".join(SHIPPED[name].tokens[:tokens]), error)
+
+
+# name → (what the openai SDK sees, httpx-sse's events: count of data events or the exception)
+EXPECTED: dict[str, tuple[Seen, int | type[BaseException]]] = {
+    "slow": (full("slow"), len(SHIPPED["slow"].tokens) + 2),
+    "crlf": (full("crlf"), 23),
+    "cr-only": (full("cr-only"), 23),
+    "stall": (full("stall"), 28),
+    "stall-forever": (Seen("", openai.APITimeoutError), httpx.ReadTimeout),
+    "stall-mid-event": (full("stall-mid-event"), 29),
+    "keepalive-comment": (full("keepalive-comment"), 13),
+    "keepalive-blank": (full("keepalive-blank"), 13),
+    # the three empty data events are real events; the SDK json-decodes them and fails
+    "keepalive-empty-data": (prefix("keepalive-empty-data", 4, json.JSONDecodeError), 13 + 3),
+    "malformed-invalid-json": (prefix("malformed-invalid-json", 3, json.JSONDecodeError), 21),
+    "malformed-truncated-json": (prefix("malformed-truncated-json", 3, json.JSONDecodeError), 23),
+    "malformed-not-json": (prefix("malformed-not-json", 3, json.JSONDecodeError), 19),
+    "malformed-missing-prefix": (full("malformed-missing-prefix"), 22),
+    "malformed-bad-utf8": (prefix("malformed-bad-utf8", 3, UnicodeDecodeError), 20),
+    # httpx-sse, like the SDK, dispatches the data-less "event: ping" block as an empty event
+    "malformed-raw": (prefix("malformed-raw", 3, json.JSONDecodeError), 18 + 1),
+    "disconnect-truncate": (prefix("disconnect-truncate", 10, None), 10),
+    "disconnect-fin": (prefix("disconnect-fin", 10, openai.APIConnectionError),
+                       httpx.RemoteProtocolError),
+    "disconnect-reset": (prefix("disconnect-reset", 10, openai.APIConnectionError), httpx.ReadError),
+    "disconnect-mid-event": (prefix("disconnect-mid-event", 10, openai.APIConnectionError),
+                             httpx.RemoteProtocolError),
+    "error-event": (prefix("error-event", 6, openai.APIError), 7),
+    "rate-limited": (Seen("", openai.RateLimitError), httpx_sse.SSEError),
+    "flaky": (Seen("", openai.InternalServerError), httpx_sse.SSEError),
+    "flaky-stream": (prefix("flaky-stream", 5, openai.APIConnectionError),
+                     len("Second time lucky.") + 2),
+    "split-utf8": (full("split-utf8"), 13),
+    # neither strips the BOM, so the first event's field is "\ufeffdata" and the first rune is lost
+    "wire-bom": (Seen(SHIPPED["wire-bom"].reply_text[1:]), 11),
+    "wire-no-space": (full("wire-no-space"), 27),
+    # both remember the last id and dispatch an empty event on each of the two blank lines
+    "wire-event-ids-keepalive": (
+        prefix("wire-event-ids-keepalive", 5, json.JSONDecodeError), 22 + 2
+    ),
+    "wire-preamble": (full("wire-preamble"), 26),
+    "wire-close-delimited": (full("wire-close-delimited"), 15),
+    "wire-content-length": (full("wire-content-length"), 16),
+    "wire-no-content-type": (full("wire-no-content-type"), httpx_sse.SSEError),
+    "wire-json-content-type": (full("wire-json-content-type"), httpx_sse.SSEError),
+}
+
+
+def test_every_shipped_scenario_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == sorted(SHIPPED)
+
+
+@pytest.fixture(scope="module")
+def pack() -> Iterator[MockLLMServer]:
+    with MockLLMServer(SCENARIOS, time_scale=TIME_SCALE) as server:
+        yield server
+
+
+def read_with_openai(server: MockLLMServer, name: str) -> Seen:
+    client = openai.OpenAI(
+        base_url=server.openai_base_url, api_key="unused", max_retries=0, timeout=READ_TIMEOUT
+    )
+    text = ""
+    try:
+        for chunk in client.chat.completions.create(model=name, messages=MESSAGES, stream=True):  # type: ignore[arg-type]
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+    except Exception as exc:  # noqa: BLE001 - the exception is what we compare
+        return Seen(text, type(exc))
+    finally:
+        client.close()
+    return Seen(text)
+
+
+def read_with_httpx_sse(server: MockLLMServer, name: str) -> int | type[BaseException]:
+    try:
+        with httpx.Client(timeout=READ_TIMEOUT) as client, httpx_sse.connect_sse(
+            client, "POST", f"{server.openai_base_url}/chat/completions",
+            json={"model": name, "messages": MESSAGES, "stream": True},
+        ) as source:
+            return len(list(source.iter_sse()))
+    except Exception as exc:  # noqa: BLE001
+        return type(exc)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_clients_see_what_the_scenario_promises(pack: MockLLMServer, name: str) -> None:
+    pack.server.app[__import__("mockllm.app").app.STATE].scenarios.reset_counters()
+    expected_sdk, expected_sse = EXPECTED[name]
+    seen = read_with_openai(pack, name)
+    assert seen.text == expected_sdk.text
+    if expected_sdk.error is None:
+        assert seen.error is None
+    else:
+        assert seen.error is not None and issubclass(seen.error, expected_sdk.error)
+    assert read_with_httpx_sse(pack, name) == expected_sse
+
+
+def test_server_is_healthy_after_the_whole_pack() -> None:
+    with MockLLMServer(SCENARIOS, time_scale=0) as server:
+        for name in sorted(SHIPPED):
+            read_with_openai(server, name)
+            read_with_httpx_sse(server, name)
+        assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+        assert read_with_openai(server, "crlf") == full("crlf")
