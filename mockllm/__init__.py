@@ -4,7 +4,6 @@ Scenarios (YAML) say what the fake model replies, how fast, and how its stream m
 server replays them rune by rune in the wire formats of real LLM APIs.
 """
 
-from __future__ import annotations
 
 __version__ = "0.1.0"
 

@@ -296,7 +296,7 @@ def _faults(
     wire: Mapping[str, Any],
     report: Callable[..., None],
 ) -> tuple[Fault, ...] | None:
-    faults: list[Fault] = []
+    built: list[tuple[int, Fault]] = []  # (index in the file's list, fault)
     ok = True
     for index, spec in enumerate(specs):
         here: KeyPath = ("faults", index)
@@ -316,15 +316,13 @@ def _faults(
         for key, message in fault.check(tokens):
             report(here + tuple(key.split(".")), message)
             ok = False
-        faults.append(fault)
-    if not ok:
-        return None
+        built.append((index, fault))
 
     def position(item: tuple[int, Fault]) -> tuple[float, int]:
         index, fault = item
         return (float("inf") if fault.at is None else fault.at, index)
 
-    ordered = sorted(enumerate(faults), key=position)
+    ordered = sorted(built, key=position)
     for (first_index, first), (index, fault) in zip(ordered, ordered[1:]):
         if first.at == fault.at and first.cuts and fault.cuts:
             report(("faults", index), f"cuts the same token as faults[{first_index}]")
@@ -334,11 +332,11 @@ def _faults(
         for index, fault in ordered[ordered.index(ender) + 1 :]:
             report(("faults", index), f"never fires: faults[{ender[0]}] ends the stream before it")
             ok = False
-    forever = any(f.ends_stream and f.key == "stall" for f in faults)
+    forever = any(f.ends_stream and f.key == "stall" for _, f in built)
     if forever and wire.get("framing") == "content-length":
         report(("wire", "framing"), "content-length cannot frame a stream that stalls forever")
         ok = False
-    return tuple(faults) if ok else None
+    return tuple(f for _, f in built) if ok else None
 
 
 # -- JSON Schema errors → short messages -----------------------------------------------------------
