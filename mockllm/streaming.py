@@ -106,10 +106,12 @@ async def play(
                 isinstance(event, Fragment) and event.part == "tail" and isinstance(event.event, Token)
             ):
                 out.tokens_sent += 1
+            if not data:
+                continue
             if isinstance(event, Fragment) or not coalesce:
                 await flush()
                 await write(data)
-            elif data:
+            else:
                 pending.append(data)
         await flush()
         out.outcome = "completed"

@@ -1,0 +1,133 @@
+"""The write loop against a manual clock: what is written, when, and in how many writes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mockllm.clock import ManualClock
+from mockllm.events import CloseMode
+from mockllm.formats import ApiRequest, StreamContext
+from mockllm.formats.openai_chat import OpenAIChatEncoder
+from mockllm.scenario import Scenario
+from mockllm.streaming import Outcome, play
+from mockllm.timeline import build_timeline
+
+from .conftest import make_scenario
+
+CONTEXT = StreamContext(id="chatcmpl-1", created=1700000000, model="m")
+REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=1, body={})
+
+
+class RecordingSink:
+    def __init__(self, clock: ManualClock, fail_after: int | None = None) -> None:
+        self.clock = clock
+        self.writes: list[tuple[float, bytes]] = []
+        self.closed: CloseMode | None = None
+        self.hung = False
+        self.fail_after = fail_after
+
+    async def write(self, data: bytes) -> None:
+        if self.fail_after is not None and len(self.writes) >= self.fail_after:
+            raise ConnectionResetError("client went away")
+        self.writes.append((round(self.clock.now() - 1000.0, 6), data))
+
+    async def close(self, mode: CloseMode) -> None:
+        self.closed = mode
+
+    async def hang(self) -> None:
+        self.hung = True
+        await asyncio.Event().wait()
+
+
+async def run(scenario: Scenario, **kwargs: object) -> tuple[RecordingSink, Outcome, ManualClock]:
+    clock = ManualClock()
+    sink = RecordingSink(clock, **kwargs)  # type: ignore[arg-type]
+    encoder = OpenAIChatEncoder(scenario, REQUEST, CONTEXT)
+    coalesce = scenario.wire.flush == "due"
+    outcome = await play(build_timeline(scenario), encoder, sink, clock, coalesce=coalesce)
+    return sink, outcome, clock
+
+
+async def test_writes_happen_at_absolute_deadlines() -> None:
+    scenario = make_scenario(reply="abc", timing={"first_token": "1s", "per_token": "100ms"})
+    sink, outcome, clock = await run(scenario)
+    assert [t for t, _ in sink.writes] == [1.0, 1.1, 1.2]
+    assert clock.sleeps == [1001.0, 1001.1, 1001.2]  # deadlines from the start, not from each write
+    assert b"[DONE]" in sink.writes[-1][1] and b'"finish_reason":"stop"' in sink.writes[-1][1]
+    assert sink.closed == "eof"
+    assert (outcome.outcome, outcome.tokens_sent) == ("completed", 3)
+    assert outcome.bytes_sent == sum(len(d) for _, d in sink.writes)
+    assert outcome.max_lateness == 0
+
+
+async def test_a_late_loop_catches_up_in_one_write_without_drifting() -> None:
+    scenario = make_scenario(reply="abcdef", timing={"per_token": "100ms"})
+    clock = ManualClock()
+    sink = RecordingSink(clock)
+
+    class SlowSink(RecordingSink):
+        async def write(self, data: bytes) -> None:
+            await super().write(data)
+            if len(self.writes) == 2:
+                clock.advance(0.35)  # the process stalls for 350 ms after the second write
+
+    sink = SlowSink(clock)
+    encoder = OpenAIChatEncoder(scenario, REQUEST, CONTEXT)
+    outcome = await play(build_timeline(scenario), encoder, sink, clock)
+    times = [t for t, _ in sink.writes]
+    assert times == [0.0, 0.1, 0.45, 0.5]  # c, d and e were due by 0.45: one write; f on time
+    assert sink.writes[2][1].count(b"data: ") == 3
+    assert outcome.max_lateness == pytest.approx(0.15)
+
+
+async def test_flush_event_writes_each_event_alone() -> None:
+    sink, _, _ = await run(make_scenario(reply="ab", wire={"flush": "event"}))
+    assert len(sink.writes) == 4  # a, b, finish, [DONE]
+
+
+async def test_preamble_joins_the_first_write() -> None:
+    sink, _, _ = await run(make_scenario(reply="a", wire={"bom": True}))
+    assert sink.writes[0][1].startswith(b"\xef\xbb\xbfdata: ")
+
+
+async def test_fragments_are_separate_writes() -> None:
+    scenario = make_scenario(reply="a日b", faults=[{"at": 1, "split": "utf8"}])
+    sink, outcome, _ = await run(scenario)
+    # "a", the head, the tail 20 ms later, then the rest (already due) together
+    assert [t for t, _ in sink.writes] == [0.0, 0.0, 0.02, 0.02]
+    assert sink.writes[1][1].endswith(b"\xe6")
+    assert sink.writes[2][1].startswith(b"\x97\xa5") and sink.writes[2][1].endswith(b"\n\n")
+    assert outcome.tokens_sent == 3
+
+
+async def test_disconnect_outcomes() -> None:
+    sink, outcome, _ = await run(make_scenario(reply="abc", faults=[{"at": 1, "disconnect": "reset"}]))
+    assert sink.closed == "reset"
+    assert (outcome.outcome, outcome.tokens_sent) == ("fault:reset", 1)
+
+
+async def test_client_gone_is_an_outcome_not_an_error() -> None:
+    scenario = make_scenario(reply="abc", timing={"per_token": "10ms"})
+    sink, outcome, _ = await run(scenario, fail_after=1)
+    assert outcome.outcome == "client-disconnected"
+    assert sink.closed is None
+
+
+async def test_hang_waits_until_cancelled() -> None:
+    clock = ManualClock()
+    sink = RecordingSink(clock)
+    scenario = make_scenario(reply="ab", faults=[{"at": 1, "stall": "forever"}])
+    outcome = Outcome()
+    task = asyncio.create_task(
+        play(build_timeline(scenario), OpenAIChatEncoder(scenario, REQUEST, CONTEXT), sink, clock, outcome=outcome)
+    )
+    while not sink.hung:
+        await asyncio.sleep(0)
+    assert outcome.outcome == "fault:stall-forever"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert outcome.outcome == "client-disconnected"
+    assert len(sink.writes) == 1

@@ -1,0 +1,35 @@
+"""Real-time pacing over a real socket, with generous bounds (speed itself is measured in bench/)."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from . import rawhttp
+from .conftest import Serve
+
+pytestmark = pytest.mark.functional
+
+
+def test_per_token_gaps_follow_the_schedule_without_drift(serve: Serve) -> None:
+    tokens, gap = 300, 0.005  # 1.5 s: sleeping 5 ms after each write would add ~1 ms per token
+    server = serve({"reply": "x" * tokens, "timing": {"first_token": "100ms", "per_token": "5ms"}})
+    response = rawhttp.post(f"{server.openai_base_url}/chat/completions", rawhttp.stream_body())
+    arrivals = []
+    seen = 0
+    for at, data in response.reads:
+        count = data.count(b'"content":"x"')
+        arrivals += [at] * count
+        seen += count
+    assert seen == tokens
+    first = arrivals[0]
+    assert 0.09 <= first <= 0.5
+    # the last token is due 299 gaps after the first: absolute deadlines keep it there
+    span = arrivals[-1] - first
+    assert (tokens - 1) * gap - 0.01 <= span <= (tokens - 1) * gap * 1.15, span
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert 0.003 <= statistics.median(gaps) <= 0.0075
+    # no point of the stream falls far behind its own schedule
+    worst = max(at - (first + i * gap) for i, at in enumerate(arrivals))
+    assert worst <= 0.2
