@@ -13,6 +13,6 @@ def test_all_is_sorted_and_complete() -> None:
 
 def test_public_names() -> None:
     public = {n for n in dir(mockllm) if not n.startswith("_")}
-    modules = {"app", "clock", "duration", "errors", "events", "faults", "formats", "loader",
+    modules = {"app", "cli", "clock", "duration", "errors", "events", "faults", "formats", "loader",
                "scenario", "selection", "server", "sse", "streaming", "timeline"}
     assert public - modules == set(mockllm.__all__) - {"__version__"}
