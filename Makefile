@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 serve: install  ## serve the built-in default scenario (pass ARGS="--scenario scenarios/ --port 8000")
 	$(BIN)/mockllm serve $(ARGS)
 
-test: install
+test: lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: install

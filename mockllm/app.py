@@ -236,7 +236,7 @@ async def _whole(
     """
     text: list[str] = []
     finish = scenario.finish_reason
-    end = None
+    end: StreamError | Hang | Close | None = None
     deadline = 0.0
     for step in build_timeline(scenario, time_scale=state.time_scale, streaming=False):
         deadline = step.deadline

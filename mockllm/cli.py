@@ -87,7 +87,7 @@ def serve(scenarios: tuple[Path, ...], host: str, port: int, time_scale: float) 
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Check scenario files and directories; report every problem, exit 1 if there is any."""
-    from .loader import duplicate_names, check_files
+    from .loader import check_files, duplicate_names
 
     failed = False
     everything = []

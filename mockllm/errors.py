@@ -12,8 +12,8 @@ fixes every mistake in a file at once instead of one per run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 class MockLLMError(Exception):

@@ -163,7 +163,7 @@ def decode_raw(text: str) -> bytes:
     YAML's double-quoted strings already decode ``"\x00"`` or ``"\r"`` themselves; write a byte
     above 0x7F in single quotes (``'\xff'``), since ``"\xff"`` in YAML means the character U+00FF.
     """
-    decoded, _ = codecs.escape_decode(text.encode("utf-8"))  # type: ignore[attr-defined]
+    decoded, _ = codecs.escape_decode(text.encode("utf-8"))
     return bytes(decoded)
 
 

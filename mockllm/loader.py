@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
@@ -69,7 +70,7 @@ def check_files(paths: Iterable[str | Path]) -> Iterator[tuple[str, list[Scenari
     """For ``mockllm validate``: each file with its scenarios and problems."""
     for path in paths:
         path = Path(path)
-        for file, (scenarios, problems) in zip(_files(path), _load_path(path)):
+        for file, (scenarios, problems) in zip(_files(path), _load_path(path), strict=False):
             yield str(file), scenarios, problems
 
 
@@ -176,14 +177,14 @@ def _walk(node: yaml.Node, at: KeyPath, marks: Marks, path: str, problems: list[
                 continue
             if key in seen:
                 line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                problems.append(Problem(path, line, column, _dotted(at + (key,)), "duplicate key"))
+                problems.append(Problem(path, line, column, _dotted((*at, key)), "duplicate key"))
             seen.add(key)
-            marks[at + (key,)] = (key_node.start_mark, value_node.start_mark)
-            _walk(value_node, at + (key,), marks, path, problems)
+            marks[(*at, key)] = (key_node.start_mark, value_node.start_mark)
+            _walk(value_node, (*at, key), marks, path, problems)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            marks[at + (index,)] = (None, item.start_mark)
-            _walk(item, at + (index,), marks, path, problems)
+            marks[(*at, index)] = (None, item.start_mark)
+            _walk(item, (*at, index), marks, path, problems)
 
 
 def _dotted(key: KeyPath) -> str:
@@ -240,7 +241,7 @@ def _step_reporter(
 
     def step_report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
         if key and key[0] in step:
-            report(("sequence", index) + key, message, at_key=at_key)
+            report(("sequence", index, *key), message, at_key=at_key)
         elif (key, message) not in reported:
             report(key, f"{message} (in sequence[{index}])", at_key=at_key)
 
@@ -309,7 +310,7 @@ def _faults(
         at = None if spec["at"] == "end" else spec["at"]
         if at is not None and at >= len(tokens):
             last = f"the last token is at {len(tokens) - 1}" if tokens else "the reply has no tokens"
-            report(here + ("at",), f"{at} is beyond the reply: {last}; use 'end' for after it")
+            report((*here, "at"), f"{at} is beyond the reply: {last}; use 'end' for after it")
             ok = False
             continue
         fault = FAULTS[actions[0]].from_spec(at, spec)
@@ -323,13 +324,13 @@ def _faults(
         return (float("inf") if fault.at is None else fault.at, index)
 
     ordered = sorted(built, key=position)
-    for (first_index, first), (index, fault) in zip(ordered, ordered[1:]):
+    for (first_index, first), (index, fault) in itertools.pairwise(ordered):
         if first.at == fault.at and first.cuts and fault.cuts:
             report(("faults", index), f"cuts the same token as faults[{first_index}]")
             ok = False
     ender = next(((i, f) for i, f in ordered if f.ends_stream), None)
     if ender is not None:
-        for index, fault in ordered[ordered.index(ender) + 1 :]:
+        for index, _ in ordered[ordered.index(ender) + 1 :]:
             report(("faults", index), f"never fires: faults[{ender[0]}] ends the stream before it")
             ok = False
     forever = any(f.ends_stream and f.key == "stall" for _, f in built)

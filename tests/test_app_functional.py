@@ -24,11 +24,10 @@ def sdk(server: MockLLMServer, **kwargs: object) -> openai.OpenAI:
 
 
 def post_sse(server: MockLLMServer, body: dict[str, object], **headers: str) -> list[httpx_sse.ServerSentEvent]:
-    with httpx.Client(timeout=10) as client:
-        with httpx_sse.connect_sse(
-            client, "POST", f"{server.openai_base_url}/chat/completions", json=body, headers=headers
-        ) as source:
-            return list(source.iter_sse())
+    with httpx.Client(timeout=10) as client, httpx_sse.connect_sse(
+        client, "POST", f"{server.openai_base_url}/chat/completions", json=body, headers=headers
+    ) as source:
+        return list(source.iter_sse())
 
 
 def test_openai_sync_stream_one_chunk_per_rune(serve: Serve) -> None:
@@ -68,15 +67,14 @@ async def test_openai_async_stream_with_usage(serve: Serve) -> None:
 
 def test_httpx_sse_sees_done_last_and_event_stream_headers(serve: Serve) -> None:
     server = serve({"reply": "abc"})
-    with httpx.Client() as client:
-        with httpx_sse.connect_sse(
-            client, "POST", f"{server.openai_base_url}/chat/completions",
-            json={"model": "m", "messages": MESSAGES, "stream": True},
-        ) as source:
-            assert source.response.headers["content-type"] == "text/event-stream"
-            assert source.response.headers["cache-control"] == "no-cache"
-            assert source.response.headers["transfer-encoding"] == "chunked"
-            events = list(source.iter_sse())
+    with httpx.Client() as client, httpx_sse.connect_sse(
+        client, "POST", f"{server.openai_base_url}/chat/completions",
+        json={"model": "m", "messages": MESSAGES, "stream": True},
+    ) as source:
+        assert source.response.headers["content-type"] == "text/event-stream"
+        assert source.response.headers["cache-control"] == "no-cache"
+        assert source.response.headers["transfer-encoding"] == "chunked"
+        events = list(source.iter_sse())
     assert [e.event for e in events] == ["message"] * 5
     assert events[-1].data == "[DONE]"
     payloads = [json.loads(e.data) for e in events[:-1]]
@@ -99,7 +97,8 @@ def test_non_stream_completion(serve: Serve) -> None:
     assert response.choices[0].message.content == CJK_EMOJI
     assert response.choices[0].message.role == "assistant"
     assert response.choices[0].finish_reason == "stop"
-    assert response.usage is not None and response.usage.completion_tokens == len(CJK_EMOJI)
+    assert response.usage is not None
+    assert response.usage.completion_tokens == len(CJK_EMOJI)
 
 
 def test_selection_by_header_then_model_then_default(serve: Serve) -> None:
@@ -211,14 +210,13 @@ def test_unknown_path_wrong_method_and_oversized_body_are_json(serve: Serve) -> 
 
 def test_client_hanging_up_mid_stream_costs_nothing(serve: Serve) -> None:
     server = serve({"reply": "x" * 200, "timing": {"per_token": "20ms"}})
-    with httpx.Client() as client:
-        with httpx_sse.connect_sse(
-            client, "POST", f"{server.openai_base_url}/chat/completions",
-            json={"model": "m", "messages": MESSAGES, "stream": True},
-        ) as source:
-            for index, _event in enumerate(source.iter_sse()):
-                if index == 3:
-                    break
+    with httpx.Client() as client, httpx_sse.connect_sse(
+        client, "POST", f"{server.openai_base_url}/chat/completions",
+        json={"model": "m", "messages": MESSAGES, "stream": True},
+    ) as source:
+        for index, _event in enumerate(source.iter_sse()):
+            if index == 3:
+                break
     # the server keeps serving: a new complete stream works right away
     events = post_sse(serve({"reply": "ok"}), {"model": "m", "messages": MESSAGES, "stream": True})
     assert events[-1].data == "[DONE]"

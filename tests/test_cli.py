@@ -57,7 +57,8 @@ def test_serve_refuses_a_bad_scenario_before_starting(tmp_path: Path) -> None:
 def test_help_texts() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
-    assert "--scenario" in result.output and "0 picks a free one" in result.output
+    assert "--scenario" in result.output
+    assert "0 picks a free one" in result.output
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:

@@ -36,7 +36,7 @@ def url(server: MockLLMServer) -> str:
 def test_truncate_ends_the_chunked_body_cleanly_without_finish_or_done(serve: Serve) -> None:
     server = serve({"reply": "abcdef", "faults": [{"at": 3, "disconnect": "truncate"}]})
     response = rawhttp.post(url(server), rawhttp.stream_body())
-    chunks, terminated = response.chunks()
+    _chunks, terminated = response.chunks()
     assert terminated, "truncate must send the terminating zero chunk"
     assert response.ending == "fin"
     events = events_of(response.payload)
@@ -91,7 +91,8 @@ def test_split_cuts_a_character_across_two_writes_and_two_reads(serve: Serve) ->
     head = next(c for c in chunks if c.endswith(b"\xe6"))  # 日 is E6 97 A5
     tail = chunks[chunks.index(head) + 1]
     assert tail.startswith(b"\x97\xa5")
-    assert head.startswith(b"data: ") and tail.endswith(b"\n\n")
+    assert head.startswith(b"data: ")
+    assert tail.endswith(b"\n\n")
     assert content_of(head + tail) == "日"
     # the two writes arrived in different reads, at least the split gap apart
     times = []
@@ -154,7 +155,8 @@ def test_stall_with_mid_event_leaves_an_unterminated_line(serve: Serve) -> None:
     chunks, _ = response.chunks()
     assert len(chunks) == 2
     assert content_of(chunks[0].rstrip(b"\n")) == "a"
-    assert chunks[1].startswith(b"data: {") and b"\n" not in chunks[1]
+    assert chunks[1].startswith(b"data: {")
+    assert b"\n" not in chunks[1]
 
 
 def test_read_timeout_fires_on_stall_forever_in_the_sdk(serve: Serve) -> None:
@@ -187,7 +189,8 @@ def test_malformed_kinds(serve: Serve, kind: str, check: object) -> None:
     events = events_of(rawhttp.post(url(server), rawhttp.stream_body()).payload)
     real = events[2]  # the token the malformed line precedes is still sent
     assert content_of(real) == "b"
-    assert callable(check) and check(events[1], real)
+    assert callable(check)
+    assert check(events[1], real)
 
 
 def test_malformed_raw_bytes_and_replace(serve: Serve) -> None:

@@ -66,11 +66,14 @@ faults:
 """
     )
     assert scenario.model == "my-model"
-    assert scenario.timing.first_token == 1.0 and scenario.timing.seed == 7
-    assert scenario.first_byte == 2.0 and scenario.status == 503
+    assert scenario.timing.first_token == 1.0
+    assert scenario.timing.seed == 7
+    assert scenario.first_byte == 2.0
+    assert scenario.status == 503
     assert scenario.headers == (("Retry-After", "1"),)
     assert scenario.body == {"error": "custom"}
-    assert scenario.wire.framing == "close-delimited" and scenario.wire.retry == 3000
+    assert scenario.wire.framing == "close-delimited"
+    assert scenario.wire.retry == 3000
     assert scenario.faults == (
         Stall(at=0, duration=2.0, keepalive_every=0.5, keepalive_line=""),
         MalformedLine(at=1, kind="raw", raw=b"a\xffb", replace=True),
@@ -176,8 +179,10 @@ def test_sequence_steps_merge_mappings_and_replace_the_rest() -> None:
         }
     )
     first, second = scenario.sequence
-    assert first.status == 503 and first.faults == scenario.faults
-    assert second.status is None and second.faults == ()
+    assert first.status == 503
+    assert first.faults == scenario.faults
+    assert second.status is None
+    assert second.faults == ()
     assert (second.timing.per_token, second.timing.first_token) == (0.02, 1.0)
     assert [scenario.step(n) for n in range(4)] == [first, second, second, second]
     assert scenario_from_dict({"reply": "x"}).step(3).reply_text == "x"
@@ -205,7 +210,7 @@ def test_missing_paths_empty_dirs_and_duplicate_names(tmp_path: Path) -> None:
     assert str(caught.value) == f"{tmp_path}/nope.yaml: no such file or directory"
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ScenarioError, match="no \\*.yaml or \\*.yml files"):
+    with pytest.raises(ScenarioError, match=r"no \*\.yaml or \*\.yml files"):
         load_scenarios([empty])
     (tmp_path / "a.yaml").write_text("name: same\nreply: a\n")
     (tmp_path / "b.yml").write_text("\n\nname: same\nreply: b\n")

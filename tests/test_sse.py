@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from mockllm.events import Fragment, KeepAlive, Malformed, Preamble, Token
-from mockllm.scenario import Wire
-from mockllm.sse import SSEFramer, cut_point
 from mockllm.formats import ApiRequest, StreamContext
 from mockllm.formats.openai_chat import OpenAIChatEncoder
+from mockllm.scenario import Wire
+from mockllm.sse import SSEFramer, cut_point
 
 from .conftest import make_scenario
 
@@ -53,7 +53,8 @@ def test_event_ids_count_framed_events_once_per_fragmented_event() -> None:
     token = Token(1, "日")
     head = enc.encode(Fragment(token, "head", "utf8"))
     tail = enc.encode(Fragment(token, "tail", "utf8"))
-    assert head.startswith(b"id: 2\n") and head.endswith(b"\xe6")
+    assert head.startswith(b"id: 2\n")
+    assert head.endswith(b"\xe6")
     assert tail.startswith(b"\x97\xa5")
     assert enc.encode(Token(2, "c")).startswith(b"id: 3\n")
 

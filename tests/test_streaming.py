@@ -55,7 +55,8 @@ async def test_writes_happen_at_absolute_deadlines() -> None:
     sink, outcome, clock = await run(scenario)
     assert [t for t, _ in sink.writes] == [1.0, 1.1, 1.2]
     assert clock.sleeps == [1001.0, 1001.1, 1001.2]  # deadlines from the start, not from each write
-    assert b"[DONE]" in sink.writes[-1][1] and b'"finish_reason":"stop"' in sink.writes[-1][1]
+    assert b"[DONE]" in sink.writes[-1][1]
+    assert b'"finish_reason":"stop"' in sink.writes[-1][1]
     assert sink.closed == "eof"
     assert (outcome.outcome, outcome.tokens_sent) == ("completed", 3)
     assert outcome.bytes_sent == sum(len(d) for _, d in sink.writes)
@@ -98,7 +99,8 @@ async def test_fragments_are_separate_writes() -> None:
     # "a", the head, the tail 20 ms later, then the rest (already due) together
     assert [t for t, _ in sink.writes] == [0.0, 0.0, 0.02, 0.02]
     assert sink.writes[1][1].endswith(b"\xe6")
-    assert sink.writes[2][1].startswith(b"\x97\xa5") and sink.writes[2][1].endswith(b"\n\n")
+    assert sink.writes[2][1].startswith(b"\x97\xa5")
+    assert sink.writes[2][1].endswith(b"\n\n")
     assert outcome.tokens_sent == 3
 
 

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from mockllm.events import Close, Done, Finish, Fragment, Hang, KeepAlive, Malformed, Preamble, StreamError, Token
+from mockllm.events import (
+    Close,
+    Done,
+    Finish,
+    Fragment,
+    Hang,
+    KeepAlive,
+    Malformed,
+    Preamble,
+    StreamError,
+    Token,
+)
 from mockllm.timeline import SPLIT_GAP, build_timeline
 
 from .conftest import make_scenario
@@ -40,7 +53,7 @@ def test_jitter_is_reproducible_bounded_and_seeded() -> None:
     first = deadlines(1)
     assert first == deadlines(1)
     assert first != deadlines(2)
-    gaps = [b - a for a, b in zip(first, first[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(first)]
     assert all(0.006 - 1e-9 <= g <= 0.014 + 1e-9 for g in gaps)
     assert len(set(round(g, 6) for g in gaps)) > 10
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 
 import pytest
@@ -28,7 +29,7 @@ def test_per_token_gaps_follow_the_schedule_without_drift(serve: Serve) -> None:
     # the last token is due 299 gaps after the first: absolute deadlines keep it there
     span = arrivals[-1] - first
     assert (tokens - 1) * gap - 0.01 <= span <= (tokens - 1) * gap * 1.15, span
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert 0.003 <= statistics.median(gaps) <= 0.0075
     # no point of the stream falls far behind its own schedule
     worst = max(at - (first + i * gap) for i, at in enumerate(arrivals))
