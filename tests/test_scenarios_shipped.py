@@ -147,3 +147,13 @@ def test_server_is_healthy_after_the_whole_pack() -> None:
             read_with_httpx_sse(server, name)
         assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
         assert read_with_openai(server, "crlf") == full("crlf")
+
+
+def test_readme_table_lists_every_shipped_scenario() -> None:
+    readme = (SCENARIOS.parent / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in SHIPPED if f"`{name}`" not in readme]
+    assert missing == []
+
+
+def test_every_shipped_scenario_says_what_a_correct_client_does() -> None:
+    assert [name for name, s in SHIPPED.items() if len(s.description) < 40] == []
