@@ -4,8 +4,11 @@ Endpoints:
 - ``POST /v1/chat/completions``: a scenario, streamed (``"stream": true``) or whole.
 - ``GET /v1/models``: the loaded scenarios, as models.
 - ``GET /healthz``: 200 once the server is ready.
+- ``GET /_mockllm/calls`` / ``DELETE /_mockllm/calls``: the call log, as JSON / cleared.
 
-Every error is a JSON body in the API's own shape, never an HTML page or a traceback.
+Every error is a JSON body in the API's own shape, never an HTML page or a traceback. An exception
+in a handler (a bug) is answered with a 500, logged, and kept in ``ServerState.errors`` so the
+pytest fixture can fail the test that caused it.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from .calls import FAULT_STATUS, REJECTED, Call, CallLog
 from .clock import Clock, LoopClock
 from .errors import ScenarioNotFound
 from .events import Close, Hang, StreamError, Token
-from .formats import FORMATS, ApiRequest, RequestError, StreamContext, WireFormat
+from .formats import FORMATS, ApiRequest, RequestError, StreamContext, StreamEncoder, WireFormat
 from .scenario import Scenario
 from .selection import HEADER, ScenarioSet
-from .streaming import Outcome, ResponseSink, play
+from .streaming import ResponseSink, play
 from .timeline import build_timeline
 
 log = logging.getLogger("mockllm")
@@ -42,10 +46,18 @@ class ServerState:
     clock: Clock = field(default_factory=LoopClock)
     time_scale: float = 1.0
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    calls: CallLog = field(default_factory=CallLog)
+    #: Exceptions raised by handlers (bugs), oldest first, with their tracebacks.
+    errors: list[BaseException] = field(default_factory=list)
+    #: Clock time the call log's JSON times are relative to.
+    epoch: float = 0.0
 
 
 STATE = web.AppKey("mockllm_state", ServerState)
+CALL = web.RequestKey("mockllm_call", Call)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Paths that are not calls to the mocked API, and so are not logged.
+UNLOGGED = ("/healthz", "/_mockllm/")
 
 
 def create_app(
@@ -55,13 +67,50 @@ def create_app(
     time_scale: float = 1.0,
 ) -> web.Application:
     """An application serving ``scenarios`` (the first is the default)."""
-    app = web.Application(middlewares=[_json_errors], client_max_size=MAX_BODY)
-    app[STATE] = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale)
+    app = web.Application(middlewares=[_record, _json_errors], client_max_size=MAX_BODY)
+    state = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale)
+    app[STATE] = state
     for fmt in FORMATS.values():
         app.router.add_post(fmt.path, _completion_handler(fmt))
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/_mockllm/calls", _get_calls)
+    app.router.add_delete("/_mockllm/calls", _delete_calls)
+
+    async def set_epoch(app: web.Application) -> None:
+        state.epoch = state.clock.now()
+
+    app.on_startup.append(set_epoch)
     return app
+
+
+@web.middleware
+async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log every call to the mocked API; the handler fills in what it learns."""
+    if request.path.startswith(UNLOGGED):
+        return await handler(request)
+    state = request.app[STATE]
+    call = Call(
+        method=request.method,
+        path=request.path,
+        headers=dict(request.headers),
+        started=state.clock.now(),
+    )
+    state.calls.append(call)
+    request[CALL] = call
+    try:
+        response = await handler(request)
+    except BaseException:
+        call.outcome = "client-disconnected" if call.outcome == "started" else call.outcome
+        call.finish(state.clock.now())
+        raise
+    if call.status is None:
+        call.status = response.status
+        call.response_headers = dict(response.headers)
+    if call.outcome == "started":
+        call.outcome = REJECTED if response.status >= 400 else "completed"
+    call.finish(state.clock.now())
+    return response
 
 
 def _error(fmt: WireFormat, status: int, message: str, **fields: Any) -> web.Response:
@@ -89,6 +138,10 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         else:
             message = exc.text or exc.reason
         return _error(fmt, exc.status, message)
+    except Exception as exc:  # a bug in mockllm: answer, log, and keep it for the test to see
+        log.exception("mockllm: handler for %s %s failed", request.method, request.path)
+        request.app[STATE].errors.append(exc)
+        return _error(fmt, 500, f"mockllm internal error: {exc!r}", code="mockllm_internal_error")
 
 
 async def _models(request: web.Request) -> web.Response:
@@ -101,32 +154,73 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "scenarios": len(request.app[STATE].scenarios.names)})
 
 
+async def _get_calls(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"calls": state.calls.to_list(state.epoch)}, dumps=_dumps)
+
+
+async def _delete_calls(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    cleared = len(state.calls)
+    state.calls = CallLog()
+    return web.json_response({"cleared": cleared})
+
+
 def _completion_handler(fmt: WireFormat) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE]
+        call = request[CALL]
+        call.format = fmt.name
         try:
-            api_request = fmt.parse_request(await _read_json(request))
-            chosen, _reason = state.scenarios.pick(request.headers.get(HEADER), api_request.model)
+            body = await _read_json(request)
+            call.json = body
+            api_request = fmt.parse_request(body)
+            chosen, call.reason = state.scenarios.pick(request.headers.get(HEADER), api_request.model)
         except RequestError as exc:
             return _error(fmt, exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code)
         except ScenarioNotFound as exc:
             return _error(fmt, 404, str(exc), code="scenario_not_found")
+        call.scenario = chosen.name
+        call.stream = api_request.stream
         scenario = state.scenarios.next_step(chosen)
         if scenario.first_byte:
             clock = state.clock
             await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
         if scenario.status is not None:
+            call.outcome = FAULT_STATUS
             return _status_response(fmt, scenario)
-        context = StreamContext(
-            id=f"chatcmpl-mockllm-{next(state.ids)}",
-            created=int(state.clock.wall()),
-            model=scenario.model or api_request.model,
+        reply = Reply(
+            request=request,
+            state=state,
+            fmt=fmt,
+            scenario=scenario,
+            api_request=api_request,
+            context=StreamContext(
+                id=f"chatcmpl-mockllm-{next(state.ids)}",
+                created=int(state.clock.wall()),
+                model=scenario.model or api_request.model,
+            ),
+            call=call,
         )
-        if api_request.stream:
-            return await _stream(request, state, fmt, scenario, api_request, context)
-        return await _whole(request, state, fmt, scenario, api_request, context)
+        return await (_stream(reply) if api_request.stream else _whole(reply))
 
     return handle
+
+
+@dataclass
+class Reply:
+    """Everything the answer to one completion request is made from."""
+
+    request: web.Request
+    state: ServerState
+    fmt: WireFormat
+    scenario: Scenario
+    api_request: ApiRequest
+    context: StreamContext
+    call: Call
+
+    def encoder(self) -> StreamEncoder:
+        return self.fmt.stream_encoder(self.scenario, self.api_request, self.context)
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -186,47 +280,37 @@ class StreamingResponse(web.StreamResponse):
             self._headers.popall(hdrs.CONTENT_TYPE, None)
 
 
-async def _stream(
-    request: web.Request,
-    state: ServerState,
-    fmt: WireFormat,
-    scenario: Scenario,
-    api_request: ApiRequest,
-    context: StreamContext,
-) -> web.StreamResponse:
-    response = StreamingResponse(scenario, default_type=fmt.content_type)
+async def _stream(reply: Reply) -> web.StreamResponse:
+    request, state, scenario, call = reply.request, reply.state, reply.scenario, reply.call
+    response = StreamingResponse(scenario, default_type=reply.fmt.content_type)
     if scenario.wire.framing == "content-length":
         # The body is deterministic (and finite: the loader refuses a forever stall here), so
         # encoding it once without waiting gives its length.
-        encoder = fmt.stream_encoder(scenario, api_request, context)
+        encoder = reply.encoder()
         steps = build_timeline(scenario, time_scale=state.time_scale)
         response.content_length = sum(len(encoder.encode(step.event)) for step in steps)
+    call.status = response.status
+    call.response_headers = dict(response.headers)
     await response.prepare(request)
-    outcome = Outcome()
     try:
         await play(
             build_timeline(scenario, time_scale=state.time_scale),
-            fmt.stream_encoder(scenario, api_request, context),
+            reply.encoder(),
             ResponseSink(request, response),
             state.clock,
             coalesce=scenario.wire.flush == "due",
-            outcome=outcome,
+            outcome=call,
         )
-    except Exception:  # a bug: the headers are sent, so all we can do is log and drop the line
+    except Exception as exc:  # a bug: the headers are sent, so all we can do is keep it and hang up
         log.exception("mockllm: stream of scenario %r failed", scenario.name)
+        state.errors.append(exc)
+        call.outcome = "server-error"
         if request.transport is not None:
             request.transport.close()
     return response
 
 
-async def _whole(
-    request: web.Request,
-    state: ServerState,
-    fmt: WireFormat,
-    scenario: Scenario,
-    api_request: ApiRequest,
-    context: StreamContext,
-) -> web.StreamResponse:
+async def _whole(reply: Reply) -> web.StreamResponse:
     """A non-streaming response: the whole reply after the scenario's total time.
 
     Faults keep their meaning where one exists without a stream: stalls add time, ``error_event``
@@ -234,6 +318,9 @@ async def _whole(
     without a response, ``truncate`` returns the text so far with ``finish_reason: length``, and
     ``stall: forever`` never answers. Byte-level faults (malformed lines, splits) do not apply.
     """
+    request, state, scenario, fmt, call = (
+        reply.request, reply.state, reply.scenario, reply.fmt, reply.call
+    )
     text: list[str] = []
     finish = scenario.finish_reason
     end: StreamError | Hang | Close | None = None
@@ -253,14 +340,19 @@ async def _whole(
             break
     clock = state.clock
     await clock.sleep_until(clock.now() + deadline)
+    call.tokens_sent = len(text)
     if isinstance(end, Hang):
+        call.outcome = "fault:stall-forever"
         await ResponseSink(request, web.StreamResponse()).hang()
     if isinstance(end, StreamError):
+        call.outcome = "fault:error_event"
         return _error(fmt, 500, end.message, type=end.type, code=end.code)
-    if isinstance(end, Close) and end.mode != "eof":
-        await ResponseSink(request, web.StreamResponse()).close(end.mode)
-        return web.Response(status=500)  # never reaches the client: its connection is gone
-    body = fmt.response_body(api_request, context, "".join(text), finish, len(text))
+    if isinstance(end, Close):
+        call.outcome = end.outcome
+        if end.mode != "eof":
+            await ResponseSink(request, web.StreamResponse()).close(end.mode)
+            return web.Response(status=500)  # never reaches the client: its connection is gone
+    body = fmt.response_body(reply.api_request, reply.context, "".join(text), finish, len(text))
     return web.json_response(body, dumps=_dumps)
 
 

@@ -8,16 +8,22 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .app import create_app
+from .app import STATE, ServerState, create_app
+from .calls import CallLog
 from .errors import MockLLMError
-from .loader import default_scenarios, load_scenarios
+from .loader import default_scenarios, load_scenarios, parse_scenarios, scenario_from_dict
 from .scenario import Scenario
+from .selection import ScenarioSet
+from .testing import ScenarioSource
+
+T = TypeVar("T")
 
 #: Sized for load tests that open a thousand streams at once.
 BACKLOG = 2048
@@ -40,16 +46,40 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def resolve_scenarios(
-    scenarios: Sequence[Scenario] | Sequence[str | Path] | str | Path | None,
+    sources: ScenarioSource | Iterable[ScenarioSource] | None, *, base: Path | None = None
 ) -> tuple[Scenario, ...]:
-    """Scenarios as given, loaded from paths, or the built-in default for ``None``."""
-    if scenarios is None:
+    """Scenarios from any mix of Scenario objects, mappings, YAML text and paths; ``None`` gives
+    the built-in default. A string names a file or directory if one exists there (relative paths
+    are tried against ``base`` first), and is read as YAML text otherwise."""
+    if sources is None:
         return default_scenarios()
-    if isinstance(scenarios, str | Path):
-        return load_scenarios([scenarios])
-    if all(isinstance(s, Scenario) for s in scenarios):
-        return tuple(s for s in scenarios if isinstance(s, Scenario))
-    return load_scenarios([s for s in scenarios if isinstance(s, str | Path)])
+    if isinstance(sources, Scenario | dict | str | Path):
+        sources = [sources]
+    scenarios: list[Scenario] = []
+    paths: list[Path] = []
+    for source in sources:
+        if isinstance(source, Scenario):
+            scenarios.append(source)
+        elif isinstance(source, dict):
+            scenarios.append(scenario_from_dict(source, name=str(source.get("name", "inline"))))
+        elif isinstance(source, Path) or _is_path(source, base):
+            path = Path(source)
+            if base is not None and not path.is_absolute() and (base / path).exists():
+                path = base / path
+            paths.append(path)
+        else:
+            scenarios += parse_scenarios(source, "<string>")
+    if paths:
+        scenarios += load_scenarios(paths)
+    if not scenarios:
+        raise MockLLMError("No scenarios given.")
+    return tuple(scenarios)
+
+
+def _is_path(text: str, base: Path | None) -> bool:
+    if "\n" in text or ": " in text:
+        return False
+    return Path(text).exists() or (base is not None and (base / text).exists())
 
 
 class Server:
@@ -105,13 +135,15 @@ class MockLLMServer:
 
     def __init__(
         self,
-        scenarios: Sequence[Scenario] | Sequence[str | Path] | str | Path | None = None,
+        scenarios: ScenarioSource | Iterable[ScenarioSource] | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         time_scale: float = 1.0,
     ) -> None:
-        self.server = Server(resolve_scenarios(scenarios), host=host, port=port, time_scale=time_scale)
+        self.initial = resolve_scenarios(scenarios)
+        self.initial_time_scale = time_scale
+        self.server = Server(self.initial, host=host, port=port, time_scale=time_scale)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -122,6 +154,66 @@ class MockLLMServer:
     @property
     def openai_base_url(self) -> str:
         return f"{self.url}/v1"
+
+    @property
+    def state(self) -> ServerState:
+        return self.server.app[STATE]
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.state.scenarios.default
+
+    @property
+    def scenarios(self) -> tuple[Scenario, ...]:
+        return self.state.scenarios.scenarios
+
+    @property
+    def calls(self) -> CallLog:
+        return self.state.calls
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised inside the server (bugs), oldest first."""
+        return self.state.errors
+
+    @property
+    def time_scale(self) -> float:
+        return self.state.time_scale
+
+    def use(self, *sources: ScenarioSource, base: Path | None = None) -> MockLLMServer:
+        """Serve these scenarios from now on (the first is the default); counters start again."""
+        scenarios = resolve_scenarios(sources, base=base)
+        self._in_loop(lambda: self._set(scenarios=scenarios))
+        return self
+
+    def reset(
+        self, scenarios: Sequence[Scenario] | None = None, *, time_scale: float | None = None
+    ) -> MockLLMServer:
+        """Back to a clean slate: these scenarios (default: the ones it started with), sequence
+        counters at zero, an empty call log, no recorded errors."""
+        def apply() -> None:
+            self._set(scenarios=scenarios or self.initial, time_scale=time_scale)
+            state = self.state
+            state.calls = CallLog()
+            state.errors.clear()
+
+        self._in_loop(apply)
+        return self
+
+    def _set(self, *, scenarios: Sequence[Scenario], time_scale: float | None = None) -> None:
+        state = self.state
+        state.scenarios = ScenarioSet(scenarios)
+        state.time_scale = self.initial_time_scale if time_scale is None else time_scale
+
+    def _in_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (between requests), or here if it is not running."""
+        if self._loop is None:
+            return fn()
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
     def start(self) -> MockLLMServer:
         if self._thread is not None:

@@ -18,11 +18,11 @@ import asyncio
 import socket
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
+from .calls import Outcome
 from .clock import Clock
 from .events import Close, CloseMode, Fragment, Hang, Step, Token
 from .formats import StreamEncoder
@@ -40,19 +40,6 @@ class Sink(Protocol):
         ...
 
 
-@dataclass
-class Outcome:
-    """How a stream went, filled in as it runs (so it is complete even if the task is cancelled)."""
-
-    outcome: str = "started"
-    tokens_sent: int = 0
-    bytes_sent: int = 0
-    first_byte: float | None = None  # clock time
-    last_byte: float | None = None
-    #: The most any write went out after its deadline: the loop could not keep up.
-    max_lateness: float = 0.0
-
-
 async def play(
     steps: Iterable[Step],
     encoder: StreamEncoder,
@@ -68,12 +55,13 @@ async def play(
     pending: list[bytes] = []
 
     async def write(data: bytes) -> None:
+        # Record before writing: whoever reads the outcome once the bytes arrive sees them counted.
         now = clock.now()
         if out.first_byte is None:
             out.first_byte = now
-        await sink.write(data)
         out.last_byte = now
         out.bytes_sent += len(data)
+        await sink.write(data)
 
     async def flush() -> None:
         if pending:

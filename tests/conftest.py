@@ -10,6 +10,8 @@ import pytest
 
 from mockllm import MockLLMServer, Scenario, scenario_from_dict
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 

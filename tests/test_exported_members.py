@@ -1,6 +1,10 @@
-"""The public API is exactly what ``__all__`` says, sorted, and every name in it exists."""
+"""The public API is exactly what ``__all__`` says, sorted, every name in it exists, and
+importing the package (as the pytest plugin does in every test run) stays cheap."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import mockllm
 
@@ -8,11 +12,23 @@ import mockllm
 def test_all_is_sorted_and_complete() -> None:
     assert mockllm.__all__ == sorted(mockllm.__all__)
     for name in mockllm.__all__:
-        assert hasattr(mockllm, name), name
+        assert getattr(mockllm, name) is not None, name
 
 
-def test_public_names() -> None:
-    public = {n for n in dir(mockllm) if not n.startswith("_")}
-    modules = {"app", "cli", "clock", "duration", "errors", "events", "faults", "formats", "loader",
-               "scenario", "selection", "server", "sse", "streaming", "timeline"}
-    assert public - modules == set(mockllm.__all__) - {"__version__"}
+def test_unknown_names_raise_attribute_error() -> None:
+    try:
+        mockllm.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "no attribute 'NoSuchThing'" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_importing_the_plugin_does_not_import_the_server() -> None:
+    code = (
+        "import sys, mockllm, mockllm.pytest_plugin\n"
+        "heavy = [m for m in ('aiohttp', 'jsonschema', 'yaml', 'mockllm.server') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -6,12 +6,13 @@ import asyncio
 
 import pytest
 
+from mockllm.calls import Outcome
 from mockllm.clock import ManualClock
 from mockllm.events import CloseMode
 from mockllm.formats import ApiRequest, StreamContext
 from mockllm.formats.openai_chat import OpenAIChatEncoder
 from mockllm.scenario import Scenario
-from mockllm.streaming import Outcome, play
+from mockllm.streaming import play
 from mockllm.timeline import build_timeline
 
 from .conftest import make_scenario

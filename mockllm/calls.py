@@ -1,0 +1,253 @@
+"""The call log: what clients sent, what they got, and what they did about it.
+
+Reads like ``unittest.mock``: ``calls``, ``calls.call_count``, ``calls.last``, ``calls[0].json``.
+The server appends a :class:`Call` when a request arrives and fills it in as the response goes out,
+so a call is complete by the time its last byte reaches the client (``Call.wait()`` waits for the
+server to notice a client that hung up).
+
+The assertion helpers check what the point of a fault is, the client's reaction, and fail with the
+story: ``call 2 retried after 0.02 s but call 1 said Retry-After: 1``.
+
+Light on purpose: the pytest plugin imports this module into every test run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+#: Outcomes of calls that got no stream: the scenario answered with ``status``, the request was bad.
+FAULT_STATUS = "fault:status"
+REJECTED = "rejected"
+
+
+@dataclass
+class Outcome:
+    """How a stream went, filled in by the write loop as it runs (so it is complete even if the
+    task is cancelled). Times are the server clock's monotonic seconds."""
+
+    outcome: str = "started"
+    tokens_sent: int = 0
+    bytes_sent: int = 0
+    first_byte: float | None = None
+    last_byte: float | None = None
+    #: The most any write went out after its deadline: the loop could not keep up.
+    max_lateness: float = 0.0
+
+
+@dataclass(kw_only=True)
+class Call(Outcome):
+    """One request and its response. The write loop fills in its :class:`Outcome` fields
+    directly, so the entry is current the moment each byte is written."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    started: float
+    json: Any = None
+    scenario: str | None = None
+    #: Why the scenario answered: ``header``, ``model`` or ``default``.
+    reason: str | None = None
+    #: The wire format served, e.g. ``openai-chat``.
+    format: str | None = None
+    stream: bool = False
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    ended: float | None = None
+    _done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def finish(self, ended: float) -> None:
+        self.ended = ended
+        self._done.set()
+
+    def wait(self, timeout: float = 5.0) -> Call:
+        """Wait until the server is done with this call (e.g. has seen the client hang up)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"call {self.method} {self.path} still running after {timeout} s")
+        return self
+
+    @property
+    def retry_after(self) -> float | None:
+        """The ``Retry-After`` (seconds) this call's response told the client, if any."""
+        value = _header(self.response_headers, "Retry-After")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+    @property
+    def last_event_id(self) -> str | None:
+        return _header(self.headers, "Last-Event-ID")
+
+    @property
+    def failed(self) -> bool:
+        """The client did not get a complete answer: an error status or a stream fault."""
+        return self.outcome.startswith("fault:") or (self.status or 0) >= 400
+
+    @property
+    def client_abort_after(self) -> float | None:
+        """For a client that hung up: seconds from the last byte sent (or the request, if none)
+        to the moment the client closed the connection."""
+        if self.outcome != "client-disconnected" or self.ended is None:
+            return None
+        return self.ended - (self.last_byte if self.last_byte is not None else self.started)
+
+    def to_dict(self, epoch: float = 0.0) -> dict[str, Any]:
+        """JSON-ready, with times in seconds since ``epoch``."""
+
+        def rel(t: float | None) -> float | None:
+            return None if t is None else round(t - epoch, 6)
+
+        return {
+            "method": self.method,
+            "path": self.path,
+            "headers": self.headers,
+            "json": self.json,
+            "scenario": self.scenario,
+            "reason": self.reason,
+            "format": self.format,
+            "stream": self.stream,
+            "status": self.status,
+            "response_headers": self.response_headers,
+            "outcome": self.outcome,
+            "tokens_sent": self.tokens_sent,
+            "bytes_sent": self.bytes_sent,
+            "started": rel(self.started),
+            "first_byte": rel(self.first_byte),
+            "last_byte": rel(self.last_byte),
+            "ended": rel(self.ended),
+            "max_lateness": round(self.max_lateness, 6),
+            "finished": self.finished,
+        }
+
+
+class CallLog:
+    """The calls a server received, oldest first. Appended to by the server thread only."""
+
+    def __init__(self, calls: list[Call] | None = None) -> None:
+        self._calls: list[Call] = calls if calls is not None else []
+
+    def append(self, call: Call) -> None:
+        self._calls.append(call)
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(list(self._calls))
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    @overload
+    def __getitem__(self, index: int) -> Call: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Call]: ...
+
+    def __getitem__(self, index: int | slice) -> Call | list[Call]:
+        return self._calls[index]
+
+    def __repr__(self) -> str:
+        return f"<CallLog {len(self)} calls: {[f'{c.method} {c.path} {c.status}' for c in self]}>"
+
+    @property
+    def call_count(self) -> int:
+        return len(self._calls)
+
+    @property
+    def called(self) -> bool:
+        return bool(self._calls)
+
+    @property
+    def last(self) -> Call:
+        if not self._calls:
+            raise AssertionError("no calls were made to the mock server")
+        return self._calls[-1]
+
+    def wait(self, timeout: float = 5.0) -> CallLog:
+        """Wait until the server is done with every call so far."""
+        for call in self:
+            call.wait(timeout)
+        return self
+
+    def to_list(self, epoch: float = 0.0) -> list[dict[str, Any]]:
+        return [call.to_dict(epoch) for call in self]
+
+    # -- what the client did about faults ---------------------------------------------------------
+
+    def _next_of(self, index: int) -> Call | None:
+        """The client's next call to the same scenario and path after call ``index``: its retry."""
+        call = self._calls[index]
+        for later in self._calls[index + 1 :]:
+            if (later.scenario, later.path) == (call.scenario, call.path):
+                return later
+        return None
+
+    def assert_retried(self) -> None:
+        """Every failed call (error status or stream fault) was followed by a retry."""
+        for index, call in enumerate(self._calls):
+            if call.failed and self._next_of(index) is None:
+                raise AssertionError(
+                    f"call {index + 1} ({_describe(call)}) ended with {_ending(call)} "
+                    "and the client never retried"
+                )
+
+    def assert_retry_after_honoured(self) -> None:
+        """Every retry waited at least the ``Retry-After`` its failed call gave."""
+        for index, call in enumerate(self._calls):
+            told = call.retry_after
+            retry = self._next_of(index)
+            if told is None or retry is None or call.ended is None:
+                continue
+            waited = retry.started - call.ended
+            if waited < told:
+                raise AssertionError(
+                    f"call {self._calls.index(retry) + 1} retried after {waited:.2f} s "
+                    f"but call {index + 1} said Retry-After: "
+                    f"{_header(call.response_headers, 'Retry-After')}"
+                )
+
+    def assert_no_truncation_accepted(self) -> None:
+        """No stream that ended early without ``finish_reason``/``[DONE]`` was taken as complete:
+        each was followed by a retry."""
+        for index, call in enumerate(self._calls):
+            if call.outcome == "fault:truncate" and self._next_of(index) is None:
+                raise AssertionError(
+                    f"call {index + 1} ({_describe(call)}) was truncated after "
+                    f"{call.tokens_sent} tokens, with no finish_reason and no [DONE], and the "
+                    "client did not retry: it accepted a partial answer as complete"
+                )
+
+    def assert_client_aborted(self, within: float) -> None:
+        """The last call's client hung up no later than ``within`` seconds after the last byte
+        (its read timeout fired in time)."""
+        call = self.last.wait()
+        after = call.client_abort_after
+        if after is None:
+            raise AssertionError(
+                f"the client of call {len(self)} ({_describe(call)}) did not hang up: "
+                f"the call ended with {_ending(call)}"
+            )
+        if after > within:
+            raise AssertionError(
+                f"the client of call {len(self)} hung up {after:.2f} s after the last byte; "
+                f"expected within {within:g} s"
+            )
+
+
+def _describe(call: Call) -> str:
+    return f"{call.method} {call.path}, scenario {call.scenario!r}"
+
+
+def _ending(call: Call) -> str:
+    return f"HTTP {call.status}" if call.outcome in (FAULT_STATUS, REJECTED) else call.outcome
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, case-insensitively."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
