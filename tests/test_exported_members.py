@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import mockllm
 
 
@@ -16,12 +18,8 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 def test_unknown_names_raise_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
         mockllm.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "no attribute 'NoSuchThing'" in str(exc)
-    else:
-        raise AssertionError("expected AttributeError")
 
 
 def test_importing_the_plugin_does_not_import_the_server() -> None:
