@@ -94,9 +94,10 @@ def mockllm(
     kwargs = marker.kwargs if marker is not None else {}
     unknown = set(kwargs) - {"scenario", "scenarios", "time_scale"}
     if unknown:
-        raise pytest.UsageError(
+        pytest.fail(
             f"@pytest.mark.mockllm got unknown arguments {sorted(unknown)}; "
-            "it takes scenario=, scenarios= and time_scale="
+            "it takes scenario=, scenarios= and time_scale=",
+            pytrace=False,
         )
     sources = kwargs.get("scenarios")
     if sources is None and kwargs.get("scenario") is not None:

@@ -35,6 +35,7 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_examples_are_found() -> None:
     kinds = [kind.split(",")[0] for kind, _ in EXAMPLES]
     assert kinds.count("python") == 2
+    assert kinds.count("pytest") == 2
     assert {"shell", "file bad.yaml", "validate bad.yaml"} <= set(kinds)
 
 
@@ -72,3 +73,16 @@ def test_validate_example_prints_what_the_readme_says(tmp_path: Path) -> None:
     result = run(command.removeprefix("$ ").split(), tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines() == expected
+
+
+@pytest.mark.functional
+def test_pytest_examples_pass(pytester: pytest.Pytester) -> None:
+    """The README's pytest section, run as a user's test files against the installed plugin."""
+    (pytester.path / "scenarios").mkdir()
+    shutil.copy(ROOT / "scenarios" / "slow.yaml", pytester.path / "scenarios" / "slow.yaml")
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    examples = [code for kind, code in EXAMPLES if kind == "pytest"]
+    for index, code in enumerate(examples):
+        pytester.makepyfile(**{f"test_readme_{index}": code})
+    result = pytester.runpytest("--strict-markers", "-W", "error")
+    result.assert_outcomes(passed=4)
