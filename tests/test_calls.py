@@ -41,7 +41,8 @@ def test_each_request_is_logged_with_what_it_sent_and_got(serve: Serve) -> None:
     first, last = calls
     assert last is calls.last
     assert (first.method, first.path, first.format) == ("POST", "/v1/chat/completions", "openai-chat")
-    assert first.json["messages"] == MESSAGES and first.json["stream"] is True
+    assert first.json["messages"] == MESSAGES
+    assert first.json["stream"] is True
     assert first.headers["Authorization"] == "Bearer sk-test"
     assert (first.scenario, first.reason, first.stream) == ("second", "model", True)
     assert (first.status, first.outcome, first.tokens_sent) == (200, "completed", 2)
@@ -72,7 +73,8 @@ def test_outcomes_of_faults_bad_requests_and_hangups(serve: Serve) -> None:
     ]
     assert calls[1].retry_after == 2.0
     abort = calls[3].client_abort_after
-    assert abort is not None and 0.2 <= abort <= 2
+    assert abort is not None
+    assert 0.2 <= abort <= 2
 
 
 @pytest.mark.functional
@@ -88,7 +90,8 @@ def test_calls_json_api_and_delete(serve: Serve) -> None:
         "status": 200, "outcome": "completed", "tokens_sent": 2,
     }
     assert entry["json"]["model"] == "m"
-    assert entry["started"] >= 0 and entry["ended"] >= entry["last_byte"] >= entry["first_byte"]
+    assert entry["started"] >= 0
+    assert entry["ended"] >= entry["last_byte"] >= entry["first_byte"]
     assert httpx.delete(f"{server.url}/_mockllm/calls").json() == {"cleared": 1}
     assert httpx.get(f"{server.url}/_mockllm/calls").json() == {"calls": []}
 
@@ -152,5 +155,5 @@ def test_empty_log() -> None:
 
 def test_wait_times_out_on_a_running_call() -> None:
     running = Call(method="POST", path="/x", headers={}, started=time.monotonic())
-    with pytest.raises(TimeoutError, match="still running after 0.01 s"):
+    with pytest.raises(TimeoutError, match=r"still running after 0\.01 s"):
         running.wait(0.01)
