@@ -1,7 +1,9 @@
 """The aiohttp application: routes, request handling and error responses.
 
 Endpoints:
-- ``POST /v1/chat/completions``: a scenario, streamed (``"stream": true``) or whole.
+- One ``POST`` endpoint per wire format (``/v1/chat/completions``, ``/v1/completions``,
+  ``/v1/responses``, ``/v1/messages``, ``/api/chat``, ``/api/generate``): a scenario, streamed or
+  whole, in that API's format.
 - ``GET /v1/models``: the loaded scenarios, as models.
 - ``GET /healthz``: 200 once the server is ready.
 - ``GET /_mockllm/calls`` / ``DELETE /_mockllm/calls``: the call log, as JSON / cleared.
@@ -25,9 +27,17 @@ from aiohttp import hdrs, web
 from .calls import FAULT_STATUS, REJECTED, Call, CallLog
 from .clock import Clock, LoopClock
 from .errors import ScenarioNotFound
-from .events import Close, Hang, StreamError, Token
-from .formats import FORMATS, ApiRequest, RequestError, StreamContext, StreamEncoder, WireFormat
-from .scenario import Scenario
+from .events import Close, Hang, StreamError, Token, ToolCallEnd
+from .formats import (
+    FORMATS,
+    ApiRequest,
+    RequestError,
+    StreamContext,
+    StreamEncoder,
+    WholeReply,
+    WireFormat,
+)
+from .scenario import Scenario, ToolCall
 from .selection import HEADER, ScenarioSet
 from .streaming import ResponseSink, play
 from .timeline import build_timeline
@@ -196,7 +206,7 @@ def _completion_handler(fmt: WireFormat) -> Handler:
             scenario=scenario,
             api_request=api_request,
             context=StreamContext(
-                id=f"chatcmpl-mockllm-{next(state.ids)}",
+                id=f"{fmt.id_prefix}{next(state.ids)}",
                 created=int(state.clock.wall()),
                 model=scenario.model or api_request.model,
             ),
@@ -318,10 +328,10 @@ async def _whole(reply: Reply) -> web.StreamResponse:
     without a response, ``truncate`` returns the text so far with ``finish_reason: length``, and
     ``stall: forever`` never answers. Byte-level faults (malformed lines, splits) do not apply.
     """
-    request, state, scenario, fmt, call = (
-        reply.request, reply.state, reply.scenario, reply.fmt, reply.call
-    )
+    request, state, scenario, fmt, call = (reply.request, reply.state, reply.scenario, reply.fmt, reply.call)
     text: list[str] = []
+    tokens = 0
+    tool_calls: list[ToolCall] = []
     finish = scenario.finish_reason
     end: StreamError | Hang | Close | None = None
     deadline = 0.0
@@ -329,7 +339,11 @@ async def _whole(reply: Reply) -> web.StreamResponse:
         deadline = step.deadline
         event = step.event
         if isinstance(event, Token):
-            text.append(event.text)
+            tokens += 1
+            if event.tool is None:
+                text.append(event.text)
+        elif isinstance(event, ToolCallEnd):
+            tool_calls.append(ToolCall(event.name, event.arguments, event.id))
         elif isinstance(event, StreamError | Hang):
             end = event
             break
@@ -340,7 +354,7 @@ async def _whole(reply: Reply) -> web.StreamResponse:
             break
     clock = state.clock
     await clock.sleep_until(clock.now() + deadline)
-    call.tokens_sent = len(text)
+    call.tokens_sent = tokens
     if isinstance(end, Hang):
         call.outcome = "fault:stall-forever"
         await ResponseSink(request, web.StreamResponse()).hang()
@@ -352,7 +366,8 @@ async def _whole(reply: Reply) -> web.StreamResponse:
         if end.mode != "eof":
             await ResponseSink(request, web.StreamResponse()).close(end.mode)
             return web.Response(status=500)  # never reaches the client: its connection is gone
-    body = fmt.response_body(reply.api_request, reply.context, "".join(text), finish, len(text))
+    whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls))
+    body = fmt.response_body(reply.api_request, reply.context, whole)
     return web.json_response(body, dumps=_dumps)
 
 

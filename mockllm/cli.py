@@ -31,16 +31,27 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--scenario", "-s", "scenarios", multiple=True, type=click.Path(path_type=Path),
+    "--scenario",
+    "-s",
+    "scenarios",
+    multiple=True,
+    type=click.Path(path_type=Path),
     help=SCENARIO_HELP,
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", "-p", default=8000, show_default=True, type=click.IntRange(0, 65535),
+    "--port",
+    "-p",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
     help="Port to listen on; 0 picks a free one.",
 )
 @click.option(
-    "--time-scale", default=1.0, show_default=True, type=click.FloatRange(min=0),
+    "--time-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
     help="Multiply every delay: 0 collapses them, 2 doubles them.",
 )
 def serve(scenarios: tuple[Path, ...], host: str, port: int, time_scale: float) -> None:

@@ -25,11 +25,36 @@ class Preamble:
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """One token of the reply. ``first`` is true for the first token actually sent."""
+    """One token: of the reply's text, or (``tool`` set) a fragment of a tool call's arguments.
+
+    ``index`` counts every token of the stream, text and tool fragments alike (what a fault's
+    ``at`` refers to); ``first`` is true for the first token actually sent.
+    """
 
     index: int
     text: str
     first: bool = False
+    tool: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    """A tool call begins (before its first argument fragment). ``first``: nothing was sent before."""
+
+    tool: int
+    id: str | None
+    name: str
+    first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEnd:
+    """A tool call's last argument fragment was sent; ``arguments`` is its whole JSON text."""
+
+    tool: int
+    id: str | None
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +73,10 @@ class Done:
 
 @dataclass(frozen=True, slots=True)
 class KeepAlive:
-    """A keep-alive line written during a stall."""
+    """A keep-alive written during a stall: ``line`` verbatim, or (``None``) the format's own
+    keep-alive (an SSE comment, Anthropic's ``ping`` event, a blank NDJSON line)."""
 
-    line: str
+    line: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +93,7 @@ class StreamError:
     """The API's error object sent inside a stream."""
 
     message: str
-    type: str = "server_error"
+    type: str | None = None  # None: the format's usual type for an in-stream error
     code: str | int | None = None
 
 
@@ -98,8 +124,21 @@ class Hang:
 
 
 Event: TypeAlias = (
-    Preamble | Token | Finish | Done | KeepAlive | Malformed | StreamError | Fragment | Close | Hang
+    Preamble
+    | Token
+    | ToolCallStart
+    | ToolCallEnd
+    | Finish
+    | Done
+    | KeepAlive
+    | Malformed
+    | StreamError
+    | Fragment
+    | Close
+    | Hang
 )
+#: The events whose bytes a wire format decides (the rest are handled alike by every format).
+Payload: TypeAlias = Token | ToolCallStart | ToolCallEnd | Finish | Done | StreamError
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ class Stall(Fault):
 
     duration: float | None
     keepalive_every: float | None = None
-    keepalive_line: str = ": ping"
+    keepalive_line: str | None = None  # None: the wire format's own keep-alive
     mid_event: bool = False
 
     @property
@@ -92,7 +92,7 @@ class Stall(Fault):
             at=at,
             duration=None if stall == "forever" else parse_duration(stall),
             keepalive_every=parse_duration(keepalive["every"]) if keepalive else None,
-            keepalive_line=keepalive.get("line", ": ping"),
+            keepalive_line=keepalive.get("line"),
             mid_event=bool(spec.get("mid_event", False)),
         )
 
@@ -203,18 +203,13 @@ class ErrorEvent(Fault):
     """The API's error object inside the stream, then a clean end."""
 
     message: str
-    type: str = "server_error"
+    type: str | None = None
     code: str | int | None = None
 
     @classmethod
     def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> ErrorEvent:
         error = spec["error_event"]
-        return cls(
-            at=at,
-            message=error["message"],
-            type=error.get("type", "server_error"),
-            code=error.get("code"),
-        )
+        return cls(at=at, message=error["message"], type=error.get("type"), code=error.get("code"))
 
     @property
     def ends_stream(self) -> bool:
@@ -243,7 +238,7 @@ class Split(Fault):
         if self.at is None:
             return [("at", "split needs a token to cut: 'end' has none")]
         text = tokens[self.at]
-        if text.isascii():
+        if text.isascii():  # JSON text of tool-call arguments included: it is sent unescaped
             return [("split", f"token {self.at} ({text!r}) has no multi-byte character to cut")]
         return []
 

@@ -24,7 +24,7 @@ import yaml
 from .duration import parse_duration
 from .errors import Problem, ScenarioError
 from .faults import FAULTS, Fault, action_of
-from .scenario import Scenario, Timing, Wire, split_tokens
+from .scenario import Scenario, Timing, ToolCall, Wire, split_tokens
 
 KeyPath = tuple[str | int, ...]
 #: (mark of the key, mark of the value) for every key and list item of a document.
@@ -211,6 +211,8 @@ def _scenario(
         report((), f"a scenario must be a mapping with at least a 'reply', not {_show(data)}")
         return None
     _schema_problems(data, "scenario", report)
+    if "reply" not in data and "tool_calls" not in data:
+        report((), "missing key 'reply' (a scenario needs a reply, tool_calls, or both)")
     if "name" not in data and default_name is None:
         report((), "missing key 'name' (required when a file holds several scenarios)")
     if len(problems) > before:
@@ -258,22 +260,27 @@ def _merge(base: Mapping[str, Any], step: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _build(
-    data: Mapping[str, Any], name: str, source: str, report: Callable[..., None]
-) -> Scenario | None:
-    reply = data["reply"]
-    tokens = tuple(reply) if isinstance(reply, list) else split_tokens(reply, data.get("tokens", "rune"))
+def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[..., None]) -> Scenario | None:
+    reply = data.get("reply", "")
+    mode = data.get("tokens", "rune")
+    tokens = tuple(reply) if isinstance(reply, list) else split_tokens(reply, mode)
+    tool_calls = _tool_calls(data.get("tool_calls", []), report)
+    if tool_calls is None:
+        return None
     timing = data.get("timing", {})
     wire = data.get("wire", {})
-    faults = _faults(data.get("faults", []), tokens, wire, report)
+    stream_tokens = tokens + tuple(f for call in tool_calls for f in call.fragments(mode))
+    faults = _faults(data.get("faults", []), stream_tokens, wire, report)
     if faults is None:
         return None
     return Scenario(
         name=name,
         tokens=tokens,
         description=data.get("description", ""),
+        tool_calls=tool_calls,
+        token_mode=mode,
         model=data.get("model"),
-        finish_reason=data.get("finish_reason", "stop"),
+        finish_reason=data.get("finish_reason", "tool_calls" if tool_calls else "stop"),
         done=data.get("done", True),
         timing=Timing(
             first_token=parse_duration(timing.get("first_token", 0)),
@@ -289,6 +296,27 @@ def _build(
         wire=Wire(**wire),
         source=source,
     )
+
+
+def _tool_calls(
+    specs: list[Mapping[str, Any]], report: Callable[..., None]
+) -> tuple[ToolCall, ...] | None:
+    calls = []
+    for index, spec in enumerate(specs):
+        arguments = spec.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                parsed = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                report(("tool_calls", index, "arguments"), f"is not valid JSON: {exc.msg}")
+                return None
+            if not isinstance(parsed, dict):
+                report(("tool_calls", index, "arguments"), "must be JSON text of an object")
+                return None
+        else:
+            arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+        calls.append(ToolCall(spec["name"], arguments, spec.get("id")))
+    return tuple(calls)
 
 
 def _faults(

@@ -30,6 +30,19 @@ def split_tokens(text: str, mode: TokenMode = "rune") -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool (function) call the model makes; ``arguments`` is JSON text, streamed in fragments."""
+
+    name: str
+    arguments: str
+    id: str | None = None  # None: each wire format makes one up in its own style
+
+    def fragments(self, mode: TokenMode = "rune") -> tuple[str, ...]:
+        """The argument fragments, split like the reply (one rune each, by default)."""
+        return split_tokens(self.arguments, mode)
+
+
+@dataclass(frozen=True, slots=True)
 class Timing:
     """Delays in seconds. ``jitter`` is a uniform ± on every delay, drawn from ``seed``."""
 
@@ -61,6 +74,8 @@ class Scenario:
     name: str
     tokens: tuple[str, ...]
     description: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    token_mode: TokenMode = "rune"
     model: str | None = None
     finish_reason: str = "stop"
     done: bool = True
@@ -80,6 +95,15 @@ class Scenario:
     def reply_text(self) -> str:
         """The whole reply, as a client that reads every token ends up with it."""
         return "".join(self.tokens)
+
+    @property
+    def stream_tokens(self) -> tuple[tuple[int | None, str], ...]:
+        """Every token of a stream in order, as ``(tool call index or None, text)``: the reply's
+        tokens, then each tool call's argument fragments. A fault's ``at`` indexes this."""
+        text: list[tuple[int | None, str]] = [(None, token) for token in self.tokens]
+        for index, call in enumerate(self.tool_calls):
+            text += [(index, fragment) for fragment in call.fragments(self.token_mode)]
+        return tuple(text)
 
     def step(self, n: int) -> Scenario:
         """The scenario that answers this scenario's ``n``-th request (0-based).

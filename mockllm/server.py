@@ -129,8 +129,8 @@ class Server:
 class MockLLMServer:
     """A mock server on a background thread, for tests and scripts::
 
-        with MockLLMServer("scenarios/slow.yaml") as server:
-            client = openai.OpenAI(base_url=server.openai_base_url, api_key="unused")
+    with MockLLMServer("scenarios/slow.yaml") as server:
+        client = openai.OpenAI(base_url=server.openai_base_url, api_key="unused")
     """
 
     def __init__(
@@ -191,6 +191,7 @@ class MockLLMServer:
     ) -> MockLLMServer:
         """Back to a clean slate: these scenarios (default: the ones it started with), sequence
         counters at zero, an empty call log, no recorded errors."""
+
         def apply() -> None:
             self._set(scenarios=scenarios or self.initial, time_scale=time_scale)
             state = self.state

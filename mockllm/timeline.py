@@ -16,7 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .events import Close, Cut, Done, Event, Finish, Fragment, Preamble, Step, Token
+from .events import (
+    Close,
+    Cut,
+    Done,
+    Event,
+    Finish,
+    Fragment,
+    Preamble,
+    Step,
+    Token,
+    ToolCallEnd,
+    ToolCallStart,
+)
 
 if TYPE_CHECKING:
     from .faults import Fault
@@ -39,9 +51,7 @@ class Cursor:
     streaming: bool = True  # False for a non-streaming response: no keep-alives, no byte games
 
 
-def build_timeline(
-    scenario: Scenario, *, time_scale: float = 1.0, streaming: bool = True
-) -> Iterator[Step]:
+def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bool = True) -> Iterator[Step]:
     """Yield the steps of one stream of ``scenario``.
 
     The jitter comes from ``random.Random(scenario.timing.seed)``, so every stream of a scenario has
@@ -64,16 +74,25 @@ def build_timeline(
     yield Step(0.0, Preamble())
     sent = 0
     cursor = Cursor(time=delay(timing.first_token), next=Done(), streaming=streaming)
-    for index, text in enumerate(scenario.tokens):
+    tokens = scenario.stream_tokens
+    for index, (tool, text) in enumerate(tokens):
         if index:
             cursor.time += delay(timing.per_token)
-        cursor.next = Token(index, text, first=sent == 0)
+        cursor.next = Token(index, text, first=sent == 0, tool=tool)
         yield from _fire(by_index[index], cursor, time_scale)
         if cursor.ended:
             return
+        if tool is not None and (index == 0 or tokens[index - 1][0] != tool):
+            call = scenario.tool_calls[tool]
+            yield Step(cursor.time, ToolCallStart(tool, call.id, call.name, first=sent == 0))
+            if sent == 0:  # the first event opens the reply, not the fragment after it
+                cursor.next = Token(index, text, tool=tool)
         if not cursor.skip:
             sent += 1
         yield from _send(cursor)
+        if tool is not None and (index + 1 == len(tokens) or tokens[index + 1][0] != tool):
+            call = scenario.tool_calls[tool]
+            yield Step(cursor.time, ToolCallEnd(tool, call.id, call.name, call.arguments))
 
     cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
     yield from _fire(by_index[None], cursor, time_scale)

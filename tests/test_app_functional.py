@@ -23,10 +23,15 @@ def sdk(server: MockLLMServer, **kwargs: object) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.openai_base_url, api_key="unused", max_retries=0, **kwargs)  # type: ignore[arg-type]
 
 
-def post_sse(server: MockLLMServer, body: dict[str, object], **headers: str) -> list[httpx_sse.ServerSentEvent]:
-    with httpx.Client(timeout=10) as client, httpx_sse.connect_sse(
-        client, "POST", f"{server.openai_base_url}/chat/completions", json=body, headers=headers
-    ) as source:
+def post_sse(
+    server: MockLLMServer, body: dict[str, object], **headers: str
+) -> list[httpx_sse.ServerSentEvent]:
+    with (
+        httpx.Client(timeout=10) as client,
+        httpx_sse.connect_sse(
+            client, "POST", f"{server.openai_base_url}/chat/completions", json=body, headers=headers
+        ) as source,
+    ):
         return list(source.iter_sse())
 
 
@@ -49,7 +54,10 @@ async def test_openai_async_stream_with_usage(serve: Serve) -> None:
     server = serve({"reply": "Hi there", "model": "mock-model"})
     client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="unused", max_retries=0)
     stream = await client.chat.completions.create(
-        model="gpt-x", messages=MESSAGES, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+        model="gpt-x",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
     )
     chunks = [chunk async for chunk in stream]
     await client.close()
@@ -67,10 +75,15 @@ async def test_openai_async_stream_with_usage(serve: Serve) -> None:
 
 def test_httpx_sse_sees_done_last_and_event_stream_headers(serve: Serve) -> None:
     server = serve({"reply": "abc"})
-    with httpx.Client() as client, httpx_sse.connect_sse(
-        client, "POST", f"{server.openai_base_url}/chat/completions",
-        json={"model": "m", "messages": MESSAGES, "stream": True},
-    ) as source:
+    with (
+        httpx.Client() as client,
+        httpx_sse.connect_sse(
+            client,
+            "POST",
+            f"{server.openai_base_url}/chat/completions",
+            json={"model": "m", "messages": MESSAGES, "stream": True},
+        ) as source,
+    ):
         assert source.response.headers["content-type"] == "text/event-stream"
         assert source.response.headers["cache-control"] == "no-cache"
         assert source.response.headers["transfer-encoding"] == "chunked"
@@ -79,7 +92,10 @@ def test_httpx_sse_sees_done_last_and_event_stream_headers(serve: Serve) -> None
     assert events[-1].data == "[DONE]"
     payloads = [json.loads(e.data) for e in events[:-1]]
     assert [p["choices"][0]["delta"] for p in payloads] == [
-        {"role": "assistant", "content": "a"}, {"content": "b"}, {"content": "c"}, {}
+        {"role": "assistant", "content": "a"},
+        {"content": "b"},
+        {"content": "c"},
+        {},
     ]
     assert "usage" not in payloads[0]
 
@@ -107,7 +123,9 @@ def test_selection_by_header_then_model_then_default(serve: Serve) -> None:
 
     def reply(model: str, **headers: str) -> str:
         response = client.chat.completions.create(
-            model=model, messages=MESSAGES, extra_headers=headers  # type: ignore[arg-type]
+            model=model,
+            messages=MESSAGES,
+            extra_headers=headers,  # type: ignore[arg-type]
         )
         return response.choices[0].message.content or ""
 
@@ -121,7 +139,9 @@ def test_unknown_scenario_header_is_404_listing_names(serve: Serve) -> None:
     server = serve(make_scenario("first"), make_scenario("second"))
     with pytest.raises(openai.NotFoundError) as caught:
         sdk(server).chat.completions.create(
-            model="m", messages=MESSAGES, extra_headers={"X-Mockllm-Scenario": "nope"}  # type: ignore[arg-type]
+            model="m",
+            messages=MESSAGES,
+            extra_headers={"X-Mockllm-Scenario": "nope"},  # type: ignore[arg-type]
         )
     error = caught.value.body
     assert isinstance(error, dict)
@@ -146,24 +166,63 @@ def test_models_lists_scenarios_and_healthz(serve: Serve) -> None:
     [
         (b"{not json", 400, None, "invalid_json", "We could not parse the JSON body"),
         (b"[1, 2]", 400, None, "invalid_type", "The request body must be a JSON object."),
-        (b'{"messages": []}', 400, "model", "missing_required_parameter",
-         "Missing required parameter: 'model'."),
-        (b'{"model": "m"}', 400, "messages", "missing_required_parameter",
-         "Missing required parameter: 'messages'."),
-        (b'{"model": "m", "messages": "hi"}', 400, "messages", "invalid_type",
-         "Invalid type for 'messages': expected an array, but got a string instead."),
-        (b'{"model": 5, "messages": []}', 400, "model", "invalid_type",
-         "Invalid type for 'model': expected a string, but got an integer instead."),
+        (
+            b'{"messages": []}',
+            400,
+            "model",
+            "missing_required_parameter",
+            "Missing required parameter: 'model'.",
+        ),
+        (
+            b'{"model": "m"}',
+            400,
+            "messages",
+            "missing_required_parameter",
+            "Missing required parameter: 'messages'.",
+        ),
+        (
+            b'{"model": "m", "messages": "hi"}',
+            400,
+            "messages",
+            "invalid_type",
+            "Invalid type for 'messages': expected an array, but got a string instead.",
+        ),
+        (
+            b'{"model": 5, "messages": []}',
+            400,
+            "model",
+            "invalid_type",
+            "Invalid type for 'model': expected a string, but got an integer instead.",
+        ),
         (b'{"model": "m", "messages": []}', 400, "messages", "empty_array", "Invalid 'messages'"),
-        (b'{"model": "m", "messages": [{"content": "x"}]}', 400, "messages[0]", "invalid_type",
-         "Invalid 'messages[0]': expected an object with a 'role'."),
-        (b'{"model": "m", "messages": [{"role": "user"}], "stream": "yes"}', 400, "stream",
-         "invalid_type", "Invalid type for 'stream': expected a boolean"),
-        (b'{"model": "m", "messages": [{"role": "user"}], "stream_options": {}}', 400,
-         "stream_options", "invalid_value",
-         "The 'stream_options' parameter is only allowed when 'stream' is enabled."),
-        (b'{"model": "m", "messages": [{"role": "user"}], "n": 2}', 400, "n", "unsupported_value",
-         "mockllm answers with one choice per request: 'n' must be 1 (got 2)."),
+        (
+            b'{"model": "m", "messages": [{"content": "x"}]}',
+            400,
+            "messages[0]",
+            "invalid_type",
+            "Invalid 'messages[0]': expected an object with a 'role'.",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "stream": "yes"}',
+            400,
+            "stream",
+            "invalid_type",
+            "Invalid type for 'stream': expected a boolean",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "stream_options": {}}',
+            400,
+            "stream_options",
+            "invalid_value",
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user"}], "n": 2}',
+            400,
+            "n",
+            "unsupported_value",
+            "mockllm answers with one choice per request: 'n' must be 1 (got 2).",
+        ),
     ],
 )
 def test_bad_requests_get_openai_error_bodies(
@@ -194,13 +253,12 @@ def test_unknown_path_wrong_method_and_oversized_body_are_json(serve: Serve) -> 
     assert missing.json()["error"]["message"] == "Invalid URL (POST /v1/nothing-here)"
     wrong = httpx.get(f"{server.openai_base_url}/chat/completions")
     assert wrong.status_code == 405
-    assert wrong.json()["error"]["message"] == (
-        "Method GET is not allowed for /v1/chat/completions"
-    )
+    assert wrong.json()["error"]["message"] == ("Method GET is not allowed for /v1/chat/completions")
     huge = httpx.post(
         f"{server.openai_base_url}/chat/completions",
         content=b'{"model": "m", "messages": [{"role": "user", "content": "'
-        + b"x" * (17 * 1024 * 1024) + b'"}]}',
+        + b"x" * (17 * 1024 * 1024)
+        + b'"}]}',
     )
     assert huge.status_code == 413
     assert "too large" in huge.json()["error"]["message"]
@@ -210,10 +268,15 @@ def test_unknown_path_wrong_method_and_oversized_body_are_json(serve: Serve) -> 
 
 def test_client_hanging_up_mid_stream_costs_nothing(serve: Serve) -> None:
     server = serve({"reply": "x" * 200, "timing": {"per_token": "20ms"}})
-    with httpx.Client() as client, httpx_sse.connect_sse(
-        client, "POST", f"{server.openai_base_url}/chat/completions",
-        json={"model": "m", "messages": MESSAGES, "stream": True},
-    ) as source:
+    with (
+        httpx.Client() as client,
+        httpx_sse.connect_sse(
+            client,
+            "POST",
+            f"{server.openai_base_url}/chat/completions",
+            json={"model": "m", "messages": MESSAGES, "stream": True},
+        ) as source,
+    ):
         for index, _event in enumerate(source.iter_sse()):
             if index == 3:
                 break

@@ -17,8 +17,13 @@ MESSAGES = [{"role": "user", "content": "hello there"}]
 
 
 def call(**fields: object) -> Call:
-    defaults: dict[str, object] = {"method": "POST", "path": "/v1/chat/completions", "headers": {},
-                                   "started": 0.0, "scenario": "s"}
+    defaults: dict[str, object] = {
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": {},
+        "started": 0.0,
+        "scenario": "s",
+    }
     result = Call(**{**defaults, **fields})  # type: ignore[arg-type]
     result.finish(float(fields.get("ended", result.started + 0.1)))  # type: ignore[arg-type]
     return result
@@ -34,7 +39,9 @@ def test_each_request_is_logged_with_what_it_sent_and_got(serve: Serve) -> None:
     )
     assert text == "xy"
     client.chat.completions.create(
-        model="zzz", messages=MESSAGES, extra_headers={"X-Mockllm-Scenario": "first"}  # type: ignore[arg-type]
+        model="zzz",
+        messages=MESSAGES,
+        extra_headers={"X-Mockllm-Scenario": "first"},  # type: ignore[arg-type]
     )
     calls = server.calls.wait()
     assert calls.call_count == 2
@@ -85,9 +92,16 @@ def test_calls_json_api_and_delete(serve: Serve) -> None:
     listed = httpx.get(f"{server.url}/_mockllm/calls").json()["calls"]
     assert len(listed) == 1
     entry = listed[0]
-    assert {k: entry[k] for k in ("method", "path", "scenario", "reason", "status", "outcome", "tokens_sent")} == {
-        "method": "POST", "path": "/v1/chat/completions", "scenario": "test", "reason": "default",
-        "status": 200, "outcome": "completed", "tokens_sent": 2,
+    assert {
+        k: entry[k] for k in ("method", "path", "scenario", "reason", "status", "outcome", "tokens_sent")
+    } == {
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "scenario": "test",
+        "reason": "default",
+        "status": 200,
+        "outcome": "completed",
+        "tokens_sent": 2,
     }
     assert entry["json"]["model"] == "m"
     assert entry["started"] >= 0
@@ -104,7 +118,9 @@ def test_unknown_paths_are_logged_too(serve: Serve) -> None:
 
 
 def test_retry_after_honoured_and_violated() -> None:
-    told = call(status=429, outcome="fault:status", response_headers={"retry-after": "1"}, started=0.0, ended=0.1)
+    told = call(
+        status=429, outcome="fault:status", response_headers={"retry-after": "1"}, started=0.0, ended=0.1
+    )
     log = CallLog([told, call(started=1.2)])
     log.assert_retry_after_honoured()
     log.assert_retried()
@@ -141,7 +157,9 @@ def test_client_abort_timing() -> None:
     prompt.assert_client_aborted(within=1.0)
     with pytest.raises(AssertionError) as caught:
         prompt.assert_client_aborted(within=0.2)
-    assert str(caught.value) == "the client of call 1 hung up 0.50 s after the last byte; expected within 0.2 s"
+    assert (
+        str(caught.value) == "the client of call 1 hung up 0.50 s after the last byte; expected within 0.2 s"
+    )
     with pytest.raises(AssertionError, match=r"did not hang up: the call ended with completed"):
         CallLog([call(outcome="completed")]).assert_client_aborted(within=1)
 

@@ -64,7 +64,9 @@ def test_help_texts() -> None:
 def spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mockllm.cli", "serve", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -82,8 +84,10 @@ def test_serve_port_zero_prints_url_serves_and_stops_on_sigterm() -> None:
                 break
         assert url is not None
         assert httpx.get(f"{url}/healthz").status_code == 200
-        reply = httpx.post(f"{url}/v1/chat/completions",
-                           json={"model": "slow", "messages": [{"role": "user", "content": "x"}]})
+        reply = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "slow", "messages": [{"role": "user", "content": "x"}]},
+        )
         assert reply.json()["choices"][0]["message"]["content"].startswith("生成式语言模型")
     finally:
         process.send_signal(signal.SIGTERM)

@@ -7,8 +7,17 @@ from mockllm.duration import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("100ms", 0.1), ("1.5s", 1.5), ("2m", 120.0), (3, 3.0), (0.25, 0.25), ("2", 2.0),
-     (" 10 ms ", 0.01), (".5s", 0.5), ("0", 0.0)],
+    [
+        ("100ms", 0.1),
+        ("1.5s", 1.5),
+        ("2m", 120.0),
+        (3, 3.0),
+        (0.25, 0.25),
+        ("2", 2.0),
+        (" 10 ms ", 0.01),
+        (".5s", 0.5),
+        ("0", 0.0),
+    ],
 )
 def test_parse(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)

@@ -41,7 +41,7 @@ def test_truncate_ends_the_chunked_body_cleanly_without_finish_or_done(serve: Se
     assert response.ending == "fin"
     events = events_of(response.payload)
     assert [content_of(e) for e in events] == ["a", "b", "c"]
-    assert b"finish_reason\":\"stop" not in response.payload
+    assert b'finish_reason":"stop' not in response.payload
     assert b"[DONE]" not in response.payload
 
 
@@ -82,9 +82,7 @@ def test_mid_event_writes_half_the_next_event_then_fin(serve: Serve) -> None:
 
 
 def test_split_cuts_a_character_across_two_writes_and_two_reads(serve: Serve) -> None:
-    server = serve(
-        {"reply": "a日b", "timing": {"per_token": "50ms"}, "faults": [{"at": 1, "split": "utf8"}]}
-    )
+    server = serve({"reply": "a日b", "timing": {"per_token": "50ms"}, "faults": [{"at": 1, "split": "utf8"}]})
     response = rawhttp.post(url(server), rawhttp.stream_body())
     chunks, terminated = response.chunks()
     assert terminated
@@ -141,7 +139,10 @@ def test_stall_keepalives_arrive_on_schedule(serve: Serve) -> None:
 )
 def test_keepalive_line_forms(serve: Serve, line: str, expected: bytes) -> None:
     server = serve(
-        {"reply": "ab", "faults": [{"at": 1, "stall": "250ms", "keepalive": {"every": "100ms", "line": line}}]}
+        {
+            "reply": "ab",
+            "faults": [{"at": 1, "stall": "250ms", "keepalive": {"every": "100ms", "line": line}}],
+        }
     )
     chunks, _ = rawhttp.post(url(server), rawhttp.stream_body()).chunks()
     assert chunks[1:3] == [expected, expected]
@@ -165,7 +166,9 @@ def test_read_timeout_fires_on_stall_forever_in_the_sdk(serve: Serve) -> None:
     text = ""
     started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
-        for chunk in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):  # type: ignore[arg-type]
+        for chunk in client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        ):  # type: ignore[arg-type]
             text += chunk.choices[0].delta.content or ""
     assert text == "ab"
     assert time.monotonic() - started < 5
@@ -178,7 +181,7 @@ def test_read_timeout_fires_on_stall_forever_in_the_sdk(serve: Serve) -> None:
     ("kind", "check"),
     [
         ("not-json", lambda line, real: line == b"data: hello"),
-        ("missing-prefix", lambda line, real: line == real[len(b"data: "):]),
+        ("missing-prefix", lambda line, real: line == real[len(b"data: ") :]),
         ("truncated-json", lambda line, real: line == real[: len(b"data: ") + (len(real) - 6) // 2]),
         ("invalid-json", lambda line, real: line == real[:-1] + b",}"),
         ("bad-utf8", lambda line, real: b'"content":"\xff\xfe"' in line),
@@ -195,7 +198,10 @@ def test_malformed_kinds(serve: Serve, kind: str, check: object) -> None:
 
 def test_malformed_raw_bytes_and_replace(serve: Serve) -> None:
     server = serve(
-        {"reply": "abc", "faults": [{"at": 1, "malformed": {"raw": "data: \\xff\\x00!\n\n"}, "replace": True}]}
+        {
+            "reply": "abc",
+            "faults": [{"at": 1, "malformed": {"raw": "data: \\xff\\x00!\n\n"}, "replace": True}],
+        }
     )
     events = events_of(rawhttp.post(url(server), rawhttp.stream_body()).payload)
     assert events[1] == b"data: \xff\x00!"
@@ -204,7 +210,10 @@ def test_malformed_raw_bytes_and_replace(serve: Serve) -> None:
 
 def test_error_event_then_clean_end(serve: Serve) -> None:
     server = serve(
-        {"reply": "abc", "faults": [{"at": 2, "error_event": {"message": "boom", "type": "server_error", "code": "x1"}}]}
+        {
+            "reply": "abc",
+            "faults": [{"at": 2, "error_event": {"message": "boom", "type": "server_error", "code": "x1"}}],
+        }
     )
     response = rawhttp.post(url(server), rawhttp.stream_body())
     events = events_of(response.payload)
@@ -257,7 +266,9 @@ def test_sdk_retries_through_a_sequence_honouring_retry_after(serve: Serve) -> N
     )
     client = openai.OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=2)
     started = time.monotonic()
-    stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True)  # type: ignore[arg-type]
+    stream = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "x"}], stream=True
+    )  # type: ignore[arg-type]
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "ok!"
     assert time.monotonic() - started >= 1.0  # it waited the Retry-After before the third try
 
@@ -267,8 +278,9 @@ def test_sequence_last_step_repeats(serve: Serve) -> None:
     statuses = [httpx.post(url(server), json=rawhttp.stream_body()).status_code for _ in range(2)]
     assert statuses == [500, 200]
     texts = [
-        httpx.post(url(server), json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
-        .json()["choices"][0]["message"]["content"]
+        httpx.post(url(server), json={"model": "m", "messages": [{"role": "user", "content": "x"}]}).json()[
+            "choices"
+        ][0]["message"]["content"]
         for _ in range(2)
     ]
     assert texts == ["second", "second"]
@@ -311,8 +323,12 @@ def test_close_delimited_framing_has_no_length_and_ends_with_fin(serve: Serve) -
 
 def test_content_length_framing_declares_the_exact_length(serve: Serve) -> None:
     server = serve(
-        {"reply": "日本", "timing": {"per_token": "30ms"}, "wire": {"framing": "content-length"},
-         "faults": [{"at": 1, "stall": "100ms", "keepalive": {"every": "40ms"}}]}
+        {
+            "reply": "日本",
+            "timing": {"per_token": "30ms"},
+            "wire": {"framing": "content-length"},
+            "faults": [{"at": 1, "stall": "100ms", "keepalive": {"every": "40ms"}}],
+        }
     )
     response = rawhttp.post(url(server), rawhttp.stream_body())
     assert response.header("transfer-encoding") is None

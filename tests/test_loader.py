@@ -37,7 +37,9 @@ def test_minimal_scenario_defaults(tmp_path: Path) -> None:
 
 def test_word_tokens_and_verbatim_list() -> None:
     assert scenario_from_dict({"reply": "  Hello big\nworld ", "tokens": "word"}).tokens == (
-        "  Hello ", "big\n", "world ",
+        "  Hello ",
+        "big\n",
+        "world ",
     )
     assert scenario_from_dict({"reply": ["He", "llo", " 🎉"]}).tokens == ("He", "llo", " 🎉")
 
@@ -85,7 +87,9 @@ faults:
 def test_split_needs_a_multibyte_token() -> None:
     with pytest.raises(ScenarioError) as caught:
         parse_scenarios("reply: abc\nfaults: [{at: 2, split: utf8}]\n", "x.yaml")
-    assert str(caught.value) == "x.yaml:2:25: faults[0].split: token 2 ('c') has no multi-byte character to cut"
+    assert (
+        str(caught.value) == "x.yaml:2:25: faults[0].split: token 2 ('c') has no multi-byte character to cut"
+    )
 
 
 def test_one_pass_reports_every_problem_with_positions(tmp_path: Path) -> None:
@@ -108,7 +112,7 @@ sequence:
 """
     assert problems(tmp_path, text) == [
         "s.yaml:3:1: tokns: unknown key (allowed: body, description, done, faults, finish_reason, "
-        "first_byte, headers, model, name, reply, sequence, status, timing, tokens, wire); "
+        "first_byte, headers, model, name, reply, sequence, status, timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
         "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed); "
@@ -196,7 +200,9 @@ def test_document_level_problems(tmp_path: Path) -> None:
     assert problems(tmp_path, "just text\n") == [
         "s.yaml:1:1: a scenario must be a mapping with at least a 'reply', not 'just text'"
     ]
-    assert problems(tmp_path, "description: x\n") == ["s.yaml:1:1: missing required key 'reply'"]
+    assert problems(tmp_path, "description: x\n") == [
+        "s.yaml:1:1: missing key 'reply' (a scenario needs a reply, tool_calls, or both)"
+    ]
     assert problems(tmp_path, "reply: a\nreply: b\n") == ["s.yaml:2:1: reply: duplicate key"]
     assert problems(tmp_path, "- {reply: a}\n- {reply: b}\n") == [
         "s.yaml:1:3: missing key 'name' (required when a file holds several scenarios)",
@@ -254,5 +260,37 @@ def test_shipped_schema_is_valid_and_accepts_every_shipped_scenario() -> None:
 def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
     defs = schema()["$defs"]
     assert set(defs["scenario"]["properties"]) - set(defs["step"]["properties"]) == {
-        "name", "description", "sequence"
+        "name",
+        "description",
+        "sequence",
     }
+
+
+def test_tool_calls() -> None:
+    (scenario,) = parse_scenarios(
+        """
+reply: "Hi"
+tool_calls:
+  - {name: get_weather, arguments: {city: Paris, days: 2}}
+  - {name: noop, arguments: '{"x": [1]}', id: call_fixed}
+"""
+    )
+    first, second = scenario.tool_calls
+    assert (first.name, first.arguments, first.id) == ("get_weather", '{"city":"Paris","days":2}', None)
+    assert (second.arguments, second.id) == ('{"x": [1]}', "call_fixed")
+    assert scenario.finish_reason == "tool_calls"
+    assert scenario.stream_tokens[:3] == ((None, "H"), (None, "i"), (0, "{"))
+    assert len(scenario.stream_tokens) == 2 + len(first.arguments) + len(second.arguments)
+
+
+def test_tool_call_problems(tmp_path: Path) -> None:
+    text = "tool_calls:\n  - {name: f, arguments: '{broken'}\n"
+    assert problems(tmp_path, text) == [
+        "s.yaml:2:26: tool_calls[0].arguments: is not valid JSON: Expecting property name enclosed in double quotes"
+    ]
+    assert problems(tmp_path, "tool_calls:\n  - {arguments: {}}\n") == [
+        "s.yaml:2:5: tool_calls[0]: missing required key 'name'"
+    ]
+    assert problems(tmp_path, "reply: ab\ntool_calls: [{name: f}]\nfaults: [{at: 5, stall: 1s}]\n") == [
+        "s.yaml:3:15: faults[0].at: 5 is beyond the reply: the last token is at 3; use 'end' for after it"
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mockllm.events import Done, Finish, Malformed, StreamError, Token
-from mockllm.formats import ApiRequest, StreamContext
+from mockllm.formats import ApiRequest, StreamContext, WholeReply
 from mockllm.formats.openai_chat import OpenAIChat, OpenAIChatEncoder
 
 from .conftest import make_scenario
@@ -19,7 +19,9 @@ def encoder(include_usage: bool = False) -> OpenAIChatEncoder:
 
 def test_first_token_carries_the_role() -> None:
     assert encoder().encode(Token(0, "日", first=True)) == (
-        b"data: " + HEAD + '"choices":[{"index":0,"delta":{"role":"assistant","content":"日"},'
+        b"data: "
+        + HEAD
+        + '"choices":[{"index":0,"delta":{"role":"assistant","content":"日"},'
         '"logprobs":null,"finish_reason":null}]}\n\n'.encode()
     )
 
@@ -52,29 +54,37 @@ def test_include_usage_adds_null_usage_and_a_usage_chunk() -> None:
     finish, usage, _ = enc.encode(Finish("stop", 2)).split(b"\n\n")
     assert finish.endswith(b'"finish_reason":"stop"}],"usage":null}')
     assert usage == (
-        b"data: " + HEAD + b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}'
+        b"data: "
+        + HEAD
+        + b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}'
     )
 
 
 def test_malformed_lines_imitate_the_next_chunk() -> None:
     enc = encoder()
-    real = enc.encode(Token(1, "b"))[len(b"data: "):-2]
+    real = enc.encode(Token(1, "b"))[len(b"data: ") : -2]
     assert enc.encode(Malformed("invalid-json", Token(1, "b"))) == b"data: " + real[:-1] + b",}\n\n"
     assert enc.encode(Malformed("missing-prefix", Token(1, "b"))) == real + b"\n\n"
-    assert enc.encode(Malformed("truncated-json", Token(1, "b"))) == b"data: " + real[: len(real) // 2] + b"\n\n"
+    assert (
+        enc.encode(Malformed("truncated-json", Token(1, "b"))) == b"data: " + real[: len(real) // 2] + b"\n\n"
+    )
     assert enc.encode(Malformed("bad-utf8", Token(1, "b"))) == (
-        b"data: " + HEAD + b'"choices":[{"index":0,"delta":{"content":"\xff\xfe"},"logprobs":null,"finish_reason":null}]}\n\n'
+        b"data: "
+        + HEAD
+        + b'"choices":[{"index":0,"delta":{"content":"\xff\xfe"},"logprobs":null,"finish_reason":null}]}\n\n'
     )
 
 
 def test_response_body_and_default_errors() -> None:
     fmt = OpenAIChat()
     request = ApiRequest("gpt-x", False, 4, {})
-    body = fmt.response_body(request, CONTEXT, "hi", "stop", 2)
+    body = fmt.response_body(request, CONTEXT, WholeReply("hi", "stop", 2))
     assert body["choices"][0]["message"]["content"] == "hi"
     assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
     assert fmt.default_error(429) == (
-        "Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"
+        "Rate limit reached for requests. Please try again later.",
+        "requests",
+        "rate_limit_exceeded",
     )
     assert fmt.default_error(599) == ("HTTP 599.", "server_error", None)
     assert fmt.default_error(418) == ("HTTP 418.", "invalid_request_error", None)
@@ -82,7 +92,12 @@ def test_response_body_and_default_errors() -> None:
 
 def test_prompt_tokens_rule() -> None:
     parsed = OpenAIChat().parse_request(
-        {"model": "m", "messages": [{"role": "system", "content": "abcde"},
-                                    {"role": "user", "content": [{"type": "text", "text": "fgh"}]}]}
+        {
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "abcde"},
+                {"role": "user", "content": [{"type": "text", "text": "fgh"}]},
+            ],
+        }
     )
     assert parsed.prompt_tokens == 2  # 8 characters / 4

@@ -181,11 +181,13 @@ def test_an_error_inside_the_server_fails_the_test_with_its_traceback(project: p
     )
     result = project.runpytest()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*def broken(self, event):*",
-        "*RuntimeError: encoder exploded",
-        "*raised inside the mockllm server while this test ran*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*def broken(self, event):*",
+            "*RuntimeError: encoder exploded",
+            "*raised inside the mockllm server while this test ran*",
+        ]
+    )
 
 
 def test_strict_markers_and_help(project: pytest.Pytester) -> None:

@@ -41,7 +41,8 @@ def test_examples_are_found() -> None:
 
 @pytest.mark.functional
 @pytest.mark.parametrize(
-    ("kind", "code"), [e for e in EXAMPLES if e[0].startswith(("python", "shell"))],
+    ("kind", "code"),
+    [e for e in EXAMPLES if e[0].startswith(("python", "shell"))],
     ids=lambda value: value.split(",")[0] if "\n" not in value else "",
 )
 def test_example_runs(kind: str, code: str, tmp_path: Path) -> None:

@@ -63,24 +63,22 @@ EXPECTED: dict[str, tuple[Seen, int | type[BaseException]]] = {
     # httpx-sse, like the SDK, dispatches the data-less "event: ping" block as an empty event
     "malformed-raw": (prefix("malformed-raw", 3, json.JSONDecodeError), 18 + 1),
     "disconnect-truncate": (prefix("disconnect-truncate", 10, None), 10),
-    "disconnect-fin": (prefix("disconnect-fin", 10, openai.APIConnectionError),
-                       httpx.RemoteProtocolError),
+    "disconnect-fin": (prefix("disconnect-fin", 10, openai.APIConnectionError), httpx.RemoteProtocolError),
     "disconnect-reset": (prefix("disconnect-reset", 10, openai.APIConnectionError), httpx.ReadError),
-    "disconnect-mid-event": (prefix("disconnect-mid-event", 10, openai.APIConnectionError),
-                             httpx.RemoteProtocolError),
+    "disconnect-mid-event": (
+        prefix("disconnect-mid-event", 10, openai.APIConnectionError),
+        httpx.RemoteProtocolError,
+    ),
     "error-event": (prefix("error-event", 6, openai.APIError), 7),
     "rate-limited": (Seen("", openai.RateLimitError), httpx_sse.SSEError),
     "flaky": (Seen("", openai.InternalServerError), httpx_sse.SSEError),
-    "flaky-stream": (prefix("flaky-stream", 5, openai.APIConnectionError),
-                     len("Second time lucky.") + 2),
+    "flaky-stream": (prefix("flaky-stream", 5, openai.APIConnectionError), len("Second time lucky.") + 2),
     "split-utf8": (full("split-utf8"), 13),
     # neither strips the BOM, so the first event's field is "\ufeffdata" and the first rune is lost
     "wire-bom": (Seen(SHIPPED["wire-bom"].reply_text[1:]), 11),
     "wire-no-space": (full("wire-no-space"), 27),
     # both remember the last id and dispatch an empty event on each of the two blank lines
-    "wire-event-ids-keepalive": (
-        prefix("wire-event-ids-keepalive", 5, json.JSONDecodeError), 22 + 2
-    ),
+    "wire-event-ids-keepalive": (prefix("wire-event-ids-keepalive", 5, json.JSONDecodeError), 22 + 2),
     "wire-preamble": (full("wire-preamble"), 26),
     "wire-close-delimited": (full("wire-close-delimited"), 15),
     "wire-content-length": (full("wire-content-length"), 16),
@@ -117,10 +115,15 @@ def read_with_openai(server: MockLLMServer, name: str) -> Seen:
 
 def read_with_httpx_sse(server: MockLLMServer, name: str) -> int | type[BaseException]:
     try:
-        with httpx.Client(timeout=READ_TIMEOUT) as client, httpx_sse.connect_sse(
-            client, "POST", f"{server.openai_base_url}/chat/completions",
-            json={"model": name, "messages": MESSAGES, "stream": True},
-        ) as source:
+        with (
+            httpx.Client(timeout=READ_TIMEOUT) as client,
+            httpx_sse.connect_sse(
+                client,
+                "POST",
+                f"{server.openai_base_url}/chat/completions",
+                json={"model": name, "messages": MESSAGES, "stream": True},
+            ) as source,
+        ):
             return len(list(source.iter_sse()))
     except Exception as exc:
         return type(exc)

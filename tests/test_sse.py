@@ -6,7 +6,8 @@ from mockllm.events import Fragment, KeepAlive, Malformed, Preamble, Token
 from mockllm.formats import ApiRequest, StreamContext
 from mockllm.formats.openai_chat import OpenAIChatEncoder
 from mockllm.scenario import Wire
-from mockllm.sse import SSEFramer, cut_point
+from mockllm.encoder import cut_point
+from mockllm.sse import SSEFramer
 
 from .conftest import make_scenario
 
@@ -20,7 +21,10 @@ def encoder(**wire: object) -> OpenAIChatEncoder:
 
 def test_event_framing_with_every_line_ending() -> None:
     assert SSEFramer(Wire()).event(b"x") == b"data: x\n\n"
-    assert SSEFramer(Wire(line_ending="crlf")).event(b"x", name="e", id=3) == b"event: e\r\nid: 3\r\ndata: x\r\n\r\n"
+    assert (
+        SSEFramer(Wire(line_ending="crlf")).event(b"x", name="e", id=3)
+        == b"event: e\r\nid: 3\r\ndata: x\r\n\r\n"
+    )
     assert SSEFramer(Wire(line_ending="cr", no_space=True)).event(b"x") == b"data:x\r\r"
 
 
@@ -32,6 +36,7 @@ def test_preamble() -> None:
 
 
 def test_keepalive_forms() -> None:
+    assert SSEFramer(Wire()).keepalive(None) == b": ping\n\n"
     framer = SSEFramer(Wire(line_ending="crlf"))
     assert framer.keepalive(": ping") == b": ping\r\n\r\n"
     assert framer.keepalive("") == b"\r\n"

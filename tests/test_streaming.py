@@ -124,7 +124,13 @@ async def test_hang_waits_until_cancelled() -> None:
     scenario = make_scenario(reply="ab", faults=[{"at": 1, "stall": "forever"}])
     outcome = Outcome()
     task = asyncio.create_task(
-        play(build_timeline(scenario), OpenAIChatEncoder(scenario, REQUEST, CONTEXT), sink, clock, outcome=outcome)
+        play(
+            build_timeline(scenario),
+            OpenAIChatEncoder(scenario, REQUEST, CONTEXT),
+            sink,
+            clock,
+            outcome=outcome,
+        )
     )
     while not sink.hung:
         await asyncio.sleep(0)

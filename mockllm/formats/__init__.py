@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..events import Event
-from ..scenario import Scenario
+from ..scenario import Scenario, ToolCall
 
 
 class StreamEncoder(Protocol):
@@ -60,12 +60,24 @@ class StreamContext:
     model: str
 
 
+@dataclass(frozen=True)
+class WholeReply:
+    """What a non-streaming response says: the text and tool calls sent before the end."""
+
+    text: str
+    finish_reason: str
+    completion_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
 class WireFormat(Protocol):
     name: str
     #: The path the format answers on, e.g. ``/v1/chat/completions``.
     path: str
     #: Content-Type of a stream in this format.
     content_type: str
+    #: Response ids are this prefix and a serial number, e.g. ``chatcmpl-mockllm-1``.
+    id_prefix: str
 
     def parse_request(self, body: Any) -> ApiRequest: ...
 
@@ -74,7 +86,7 @@ class WireFormat(Protocol):
     ) -> StreamEncoder: ...
 
     def response_body(
-        self, request: ApiRequest, context: StreamContext, text: str, finish: str, tokens: int
+        self, request: ApiRequest, context: StreamContext, reply: WholeReply
     ) -> dict[str, Any]: ...
 
     def error_body(
@@ -94,13 +106,23 @@ def register(fmt: WireFormat) -> WireFormat:
     return fmt
 
 
+def tool_call_id(prefix: str, index: int) -> str:
+    """The id of a tool call whose scenario gives none, in a format's own style."""
+    return f"{prefix}_mockllm_{index}"
+
+
 def count_prompt_tokens(texts: list[str]) -> int:
     """The documented rule for ``prompt_tokens``: one token per 4 characters of message text,
     rounded up (OpenAI's own rule of thumb), and at least 1."""
     return max(1, -(-sum(len(t) for t in texts) // 4))
 
 
-from . import openai_chat as _openai_chat  # noqa: E402  (registers itself)
+# Each module registers itself; the order is the order of the README's endpoint table.
+from . import anthropic as _anthropic  # noqa: E402
+from . import ollama as _ollama  # noqa: E402
+from . import openai_chat as _openai_chat  # noqa: E402
+from . import openai_completions as _openai_completions  # noqa: E402
+from . import openai_responses as _openai_responses  # noqa: E402
 
 __all__ = [
     "FORMATS",
@@ -108,8 +130,10 @@ __all__ = [
     "RequestError",
     "StreamContext",
     "StreamEncoder",
+    "WholeReply",
     "WireFormat",
     "count_prompt_tokens",
     "register",
+    "tool_call_id",
 ]
-del _openai_chat
+del _anthropic, _ollama, _openai_chat, _openai_completions, _openai_responses

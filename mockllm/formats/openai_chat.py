@@ -19,10 +19,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..events import Done, Finish, StreamError, Token
+from ..encoder import EventEncoder, Payloads
+from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
-from ..sse import Payloads, SSEEncoder
-from . import ApiRequest, RequestError, StreamContext, count_prompt_tokens, register
+from ..sse import SSEFramer
+from . import (
+    ApiRequest,
+    RequestError,
+    StreamContext,
+    WholeReply,
+    count_prompt_tokens,
+    register,
+    tool_call_id,
+)
+from .fields import message_texts, optional, required
 
 
 def dumps(value: Any) -> str:
@@ -34,26 +44,32 @@ _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Bad request.", "invalid_request_error", None),
     401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
     403: ("You are not allowed to access this resource.", "invalid_request_error", None),
-    404: ("The model does not exist or you do not have access to it.", "invalid_request_error",
-          "model_not_found"),
+    404: (
+        "The model does not exist or you do not have access to it.",
+        "invalid_request_error",
+        "model_not_found",
+    ),
     408: ("Request timed out.", "timeout", None),
     409: ("Conflict.", "invalid_request_error", None),
-    429: ("Rate limit reached for requests. Please try again later.", "requests",
-          "rate_limit_exceeded"),
-    500: ("The server had an error while processing your request. Sorry about that!",
-          "server_error", None),
+    429: ("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
     502: ("Bad gateway.", "server_error", None),
     503: ("The server is overloaded or not ready yet.", "server_error", None),
     504: ("Gateway timeout.", "server_error", None),
 }
 
 
-class OpenAIChatEncoder(SSEEncoder):
+class OpenAIChatEncoder(EventEncoder):
     """Chunks are built from JSON prefixes and suffixes encoded once per stream; per token only the
-    token's text is escaped."""
+    token's text is escaped.
+
+    Tool calls stream as ``delta.tool_calls`` fragments keyed by ``index``: the first carries
+    ``id``, ``type`` and ``function.name`` with empty ``arguments``, the later ones only argument
+    text. Nothing is repeated, since the SDK's accumulator concatenates every string field.
+    """
 
     def __init__(self, scenario: Scenario, request: ApiRequest, context: StreamContext) -> None:
-        super().__init__(scenario.wire)
+        super().__init__(SSEFramer(scenario.wire))
         self.include_usage = bool(request.options.get("include_usage"))
         self.prompt_tokens = request.prompt_tokens
         head = dumps(
@@ -68,15 +84,33 @@ class OpenAIChatEncoder(SSEEncoder):
         self._head = head
         self._usage_null = ',"usage":null' if self.include_usage else ""
         choice = head + ',"choices":[{"index":0,"delta":{'
+        self._choice = choice.encode()
         self._content = (choice + '"content":').encode()
         self._role_content = (choice + '"role":"assistant","content":').encode()
         self._content_end = ('},"logprobs":null,"finish_reason":null}]' + self._usage_null + "}").encode()
 
-    def payloads(self, event: Token | Finish | Done | StreamError) -> Payloads:
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        return self._choice + dumps(delta)[1:-1].encode() + self._content_end
+
+    def payloads(self, event: Payload) -> Payloads:
         match event:
-            case Token(text=text, first=first):
+            case Token(text=text, first=first, tool=None):
                 prefix = self._role_content if first else self._content
                 return [(None, prefix + dumps(text).encode() + self._content_end)]
+            case Token(text=text, tool=tool):
+                fragment = {"index": tool, "function": {"arguments": text}}
+                return [(None, self._delta({"tool_calls": [fragment]}))]
+            case ToolCallStart(tool=tool, id=id_, name=name, first=first):
+                call = {
+                    "index": tool,
+                    "id": id_ or tool_call_id("call", tool),
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
+                opening: dict[str, Any] = {"role": "assistant", "content": None} if first else {}
+                return [(None, self._delta({**opening, "tool_calls": [call]}))]
+            case ToolCallEnd():
+                return []
             case Finish(reason=reason, completion_tokens=tokens, first=first):
                 delta = '{"role":"assistant","content":""}' if first else "{}"
                 finish = (
@@ -91,8 +125,9 @@ class OpenAIChatEncoder(SSEEncoder):
             case Done():
                 return [(None, b"[DONE]")]
             case StreamError(message=message, type=type_, code=code):
-                error = {"message": message, "type": type_, "param": None, "code": code}
+                error = {"message": message, "type": type_ or "server_error", "param": None, "code": code}
                 return [(None, dumps({"error": error}).encode())]
+        raise TypeError(f"unexpected event {event!r}")  # pragma: no cover
 
 
 def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -107,37 +142,47 @@ class OpenAIChat:
     name = "openai-chat"
     path = "/v1/chat/completions"
     content_type = "text/event-stream"
+    id_prefix = "chatcmpl-mockllm-"
 
     def parse_request(self, body: Any) -> ApiRequest:
         if not isinstance(body, dict):
             raise RequestError(400, "The request body must be a JSON object.", code="invalid_type")
-        model = _required(body, "model", str, "a string")
-        messages = _required(body, "messages", list, "an array")
+        model = required(body, "model", str, "a string")
+        messages = required(body, "messages", list, "an array")
         if not messages:
             raise RequestError(
-                400, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-                "but got an empty array instead.", param="messages", code="empty_array",
+                400,
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                "but got an empty array instead.",
+                param="messages",
+                code="empty_array",
             )
         texts = []
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise RequestError(
-                    400, f"Invalid 'messages[{index}]': expected an object with a 'role'.",
-                    param=f"messages[{index}]", code="invalid_type",
+                    400,
+                    f"Invalid 'messages[{index}]': expected an object with a 'role'.",
+                    param=f"messages[{index}]",
+                    code="invalid_type",
                 )
-            texts.extend(_texts(message.get("content")))
-        stream = _optional(body, "stream", bool, "a boolean", False)
-        options = _optional(body, "stream_options", dict, "an object", None)
+            texts.extend(message_texts(message.get("content")))
+        stream = optional(body, "stream", bool, "a boolean", False)
+        options = optional(body, "stream_options", dict, "an object", None)
         if options is not None and not stream:
             raise RequestError(
-                400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options", code="invalid_value",
+                400,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+                code="invalid_value",
             )
-        n = _optional(body, "n", int, "an integer", 1)
+        n = optional(body, "n", int, "an integer", 1)
         if n != 1:
             raise RequestError(
-                400, f"mockllm answers with one choice per request: 'n' must be 1 (got {n}).",
-                param="n", code="unsupported_value",
+                400,
+                f"mockllm answers with one choice per request: 'n' must be 1 (got {n}).",
+                param="n",
+                code="unsupported_value",
             )
         return ApiRequest(
             model=model,
@@ -147,29 +192,34 @@ class OpenAIChat:
             options={"include_usage": bool((options or {}).get("include_usage"))},
         )
 
-    def stream_encoder(
-        self, scenario: Scenario, request: ApiRequest, context: StreamContext
-    ) -> OpenAIChatEncoder:
+    def stream_encoder(self, scenario: Scenario, request: ApiRequest, context: StreamContext) -> EventEncoder:
         return OpenAIChatEncoder(scenario, request, context)
 
-    def response_body(
-        self, request: ApiRequest, context: StreamContext, text: str, finish: str, tokens: int
-    ) -> dict[str, Any]:
+    def response_body(self, request: ApiRequest, context: StreamContext, reply: WholeReply) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": reply.text if reply.text or not reply.tool_calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id or tool_call_id("call", index),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for index, call in enumerate(reply.tool_calls)
+            ]
         return {
             "id": context.id,
             "object": "chat.completion",
             "created": context.created,
             "model": context.model,
             "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None,
-                                "annotations": []},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
             ],
-            "usage": usage_of(request.prompt_tokens, tokens),
+            "usage": usage_of(request.prompt_tokens, reply.completion_tokens),
             "system_fingerprint": None,
         }
 
@@ -183,41 +233,6 @@ class OpenAIChat:
             return _DEFAULT_ERRORS[status]
         kind = "server_error" if status >= 500 else "invalid_request_error"
         return f"HTTP {status}.", kind, None
-
-
-def _required(body: dict[str, Any], key: str, kind: type, name: str) -> Any:
-    if key not in body:
-        raise RequestError(
-            400, f"Missing required parameter: '{key}'.", param=key,
-            code="missing_required_parameter",
-        )
-    return _optional(body, key, kind, name, None)
-
-
-def _optional(body: dict[str, Any], key: str, kind: type, name: str, default: Any) -> Any:
-    value = body.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RequestError(
-            400, f"Invalid type for '{key}': expected {name}, but got {_json_type(value)} instead.",
-            param=key, code="invalid_type",
-        )
-    return value
-
-
-def _json_type(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "an object"}.get(type(value), "null")
-
-
-def _texts(content: Any) -> list[str]:
-    """The text of a message's content: a string, or the text parts of a list."""
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, list):
-        return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return []
 
 
 register(OpenAIChat())

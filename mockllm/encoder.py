@@ -1,0 +1,146 @@
+"""The encoder every wire format builds on: neutral events → bytes. Pure, no I/O.
+
+A wire format subclasses :class:`EventEncoder` and says only what its own events are
+(:meth:`EventEncoder.payloads`: the name and data of the events a token, a tool call, a finish,
+the end sentinel or an error become). Everything that is the same in every format is here, in
+terms of a :class:`Framer` (SSE or NDJSON): the preamble, keep-alives, malformed lines imitating
+the next event, and the two fragments of a split event. That is why adding a format never touches
+the timeline or the faults.
+
+Stateful only as a stream is: an ``id:`` counter, what a format needs to remember (an open content
+block, the text so far), and the bytes of an event being written in two fragments.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from .events import (
+    Close,
+    Done,
+    Event,
+    Finish,
+    Fragment,
+    Hang,
+    KeepAlive,
+    Malformed,
+    Payload,
+    Preamble,
+    StreamError,
+    Token,
+    ToolCallEnd,
+    ToolCallStart,
+)
+
+#: (event name or None, data) pairs: the wire events one neutral event becomes.
+Payloads = list[tuple[str | None, bytes]]
+
+#: Stands in for a token's text when a ``bad-utf8`` line is built from a real event: a private-use
+#: character that JSON leaves as is, replaced afterwards by bytes that are not UTF-8.
+BAD_UTF8_MARK = "\ue000"
+BAD_UTF8 = b"\xff\xfe"
+
+
+class Framer(Protocol):
+    """How events are framed on the wire (SSE fields, or one JSON object per line)."""
+
+    eol: bytes
+
+    def event(self, data: bytes, *, name: str | None = None, id: int | None = None) -> bytes: ...
+
+    def misframed(self, data: bytes) -> bytes:
+        """``data`` in the wrong framing, for ``malformed: missing-prefix``."""
+        ...
+
+    def preamble(self) -> bytes: ...
+
+    def keepalive(self, line: str | None) -> bytes:
+        """A keep-alive: ``line`` verbatim, or the framing's own for ``None``."""
+        ...
+
+    @property
+    def event_ids(self) -> bool: ...
+
+
+class EventEncoder(ABC):
+    def __init__(self, framer: Framer) -> None:
+        self.framer = framer
+        self._next_id = 0
+        self._fragment: tuple[Event, bytes] | None = None
+
+    @abstractmethod
+    def payloads(self, event: Payload) -> Payloads:
+        """The wire events (name and data) of a token, tool call, finish, sentinel or error."""
+
+    def natural_keepalive(self) -> bytes:
+        """The format's own keep-alive (``keepalive`` without a ``line``)."""
+        return self.framer.keepalive(None)
+
+    def encode(self, event: Event) -> bytes:
+        match event:
+            case Preamble():
+                return self.framer.preamble()
+            case KeepAlive(line=line):
+                return self.natural_keepalive() if line is None else self.framer.keepalive(line)
+            case Malformed():
+                return self.malformed(event)
+            case Fragment():
+                return self.fragment(event)
+            case Close() | Hang():
+                return b""
+        return b"".join(self._frame(name, data) for name, data in self.payloads(event))
+
+    def _frame(self, name: str | None, data: bytes) -> bytes:
+        if not self.framer.event_ids:
+            return self.framer.event(data, name=name)
+        self._next_id += 1
+        return self.framer.event(data, name=name, id=self._next_id)
+
+    def malformed(self, event: Malformed) -> bytes:
+        if event.kind == "raw":
+            return event.raw
+        if event.kind == "bad-utf8":
+            index = event.next.index if isinstance(event.next, Token) else 0
+            tool = event.next.tool if isinstance(event.next, Token) else None
+            name, data = self._imitated(Token(index, BAD_UTF8_MARK, tool=tool))
+            return self._frame(name, data.replace(BAD_UTF8_MARK.encode(), BAD_UTF8))
+        name, data = self._imitated(event.next)
+        if event.kind == "not-json":
+            return self._frame(name, b"hello")
+        if event.kind == "invalid-json":  # a trailing comma: looks right, does not parse
+            return self._frame(name, data[:-1] + b",}")
+        if event.kind == "truncated-json":
+            return self._frame(name, data[: len(data) // 2])
+        if event.kind == "missing-prefix":
+            return self.framer.misframed(data)
+        raise ValueError(f"unknown malformed kind {event.kind!r}")
+
+    def _imitated(self, event: Event) -> tuple[str | None, bytes]:
+        """The last wire event the next event would be, without changing this stream's state."""
+        if isinstance(event, Fragment):
+            event = event.event
+        if not isinstance(event, Token | ToolCallStart | ToolCallEnd | Finish | Done | StreamError):
+            event = Token(0, "")  # pragma: no cover - faults precede tokens or the finish
+        return copy.deepcopy(self).payloads(event)[-1]
+
+    def fragment(self, fragment: Fragment) -> bytes:
+        if self._fragment is None or self._fragment[0] is not fragment.event:
+            self._fragment = (fragment.event, self.encode(fragment.event))
+        data = self._fragment[1]
+        cut = cut_point(data, fragment.cut)
+        if fragment.part == "tail":
+            self._fragment = None
+            return data[cut:]
+        return data[:cut]
+
+
+def cut_point(data: bytes, cut: str) -> int:
+    """Where to cut ``data``: in the middle, or just after the lead byte of its first multi-byte
+    UTF-8 character (lead bytes are 0xC2-0xF4; continuation bytes are 0x80-0xBF)."""
+    if cut == "utf8":
+        for index, byte in enumerate(data):
+            if byte >= 0xC0:
+                return index + 1
+    return max(1, len(data) // 2)
