@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from mockllm.encoder import cut_point
 from mockllm.events import Fragment, KeepAlive, Malformed, Preamble, Token
 from mockllm.formats import ApiRequest, StreamContext
 from mockllm.formats.openai_chat import OpenAIChatEncoder
 from mockllm.scenario import Wire
-from mockllm.encoder import cut_point
 from mockllm.sse import SSEFramer
 
 from .conftest import make_scenario
