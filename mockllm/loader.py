@@ -298,9 +298,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
     )
 
 
-def _tool_calls(
-    specs: list[Mapping[str, Any]], report: Callable[..., None]
-) -> tuple[ToolCall, ...] | None:
+def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> tuple[ToolCall, ...] | None:
     calls = []
     for index, spec in enumerate(specs):
         arguments = spec.get("arguments", {})

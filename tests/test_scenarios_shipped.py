@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import httpx_sse
@@ -17,6 +16,7 @@ import pytest
 
 from mockllm import MockLLMServer, load_scenarios
 
+from .clients import READ_TIMEOUT, Seen, openai_chat
 from .conftest import SCENARIOS
 
 pytestmark = pytest.mark.functional
@@ -24,15 +24,6 @@ pytestmark = pytest.mark.functional
 MESSAGES = [{"role": "user", "content": "hi"}]
 SHIPPED = {s.name: s for s in load_scenarios([SCENARIOS])}
 TIME_SCALE = 0.1  # the 3 s stall becomes 0.3 s: well below the clients' 1 s read timeout
-READ_TIMEOUT = 1.0
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What a client ended with: the text it gathered and the exception it raised, if any."""
-
-    text: str
-    error: type[BaseException] | None = None
 
 
 def full(name: str) -> Seen:
@@ -74,6 +65,11 @@ EXPECTED: dict[str, tuple[Seen, int | type[BaseException]]] = {
     "flaky": (Seen("", openai.InternalServerError), httpx_sse.SSEError),
     "flaky-stream": (prefix("flaky-stream", 5, openai.APIConnectionError), len("Second time lucky.") + 2),
     "split-utf8": (full("split-utf8"), 13),
+    # text runes, the call's opening chunk, one chunk per argument rune, finish, [DONE]
+    "tool-call": (
+        full("tool-call"),
+        len(SHIPPED["tool-call"].tokens) + 1 + len(SHIPPED["tool-call"].tool_calls[0].arguments) + 2,
+    ),
     # neither strips the BOM, so the first event's field is "\ufeffdata" and the first rune is lost
     "wire-bom": (Seen(SHIPPED["wire-bom"].reply_text[1:]), 11),
     "wire-no-space": (full("wire-no-space"), 27),
@@ -98,19 +94,7 @@ def pack() -> Iterator[MockLLMServer]:
 
 
 def read_with_openai(server: MockLLMServer, name: str) -> Seen:
-    client = openai.OpenAI(
-        base_url=server.openai_base_url, api_key="unused", max_retries=0, timeout=READ_TIMEOUT
-    )
-    text = ""
-    try:
-        for chunk in client.chat.completions.create(model=name, messages=MESSAGES, stream=True):  # type: ignore[arg-type]
-            if chunk.choices:
-                text += chunk.choices[0].delta.content or ""
-    except Exception as exc:
-        return Seen(text, type(exc))
-    finally:
-        client.close()
-    return Seen(text)
+    return openai_chat(server.url, name)
 
 
 def read_with_httpx_sse(server: MockLLMServer, name: str) -> int | type[BaseException]:

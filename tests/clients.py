@@ -1,0 +1,109 @@
+"""Read a scenario the way each official client reads its API: the text it gathers, and the
+exception it raises, if any. Each reader uses the client's streaming interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anthropic
+import ollama
+import openai
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+READ_TIMEOUT = 1.0
+
+
+class ErrorEventSeen(Exception):
+    """The Responses SDK yields an in-stream ``error`` event instead of raising; the reader
+    raises this on it, so the table can say the client saw the error."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a client ended with: the text it gathered and the exception it raised, if any."""
+
+    text: str
+    error: type[BaseException] | None = None
+
+
+def _guard(read: Callable[[list[str]], None]) -> Seen:
+    parts: list[str] = []
+    try:
+        read(parts)
+    except Exception as exc:
+        return Seen("".join(parts), type(exc))
+    return Seen("".join(parts))
+
+
+def _openai(base_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=READ_TIMEOUT)
+
+
+def openai_chat(base_url: str, name: str) -> Seen:
+    client = _openai(base_url)
+
+    def read(parts: list[str]) -> None:
+        with client:
+            for chunk in client.chat.completions.create(model=name, messages=MESSAGES, stream=True):  # type: ignore[arg-type]
+                if chunk.choices:
+                    parts.append(chunk.choices[0].delta.content or "")
+
+    return _guard(read)
+
+
+def openai_completions(base_url: str, name: str) -> Seen:
+    client = _openai(base_url)
+
+    def read(parts: list[str]) -> None:
+        with client:
+            for chunk in client.completions.create(model=name, prompt="hi", stream=True):
+                if chunk.choices:
+                    parts.append(chunk.choices[0].text)
+
+    return _guard(read)
+
+
+def openai_responses(base_url: str, name: str) -> Seen:
+    client = _openai(base_url)
+
+    def read(parts: list[str]) -> None:
+        with client:
+            for event in client.responses.create(model=name, input="hi", stream=True):
+                if event.type == "response.output_text.delta":
+                    parts.append(event.delta)
+                elif event.type == "error":
+                    raise ErrorEventSeen(event.message)
+
+    return _guard(read)
+
+
+def anthropic_messages(base_url: str, name: str) -> Seen:
+    client = anthropic.Anthropic(base_url=base_url, api_key="x", max_retries=0, timeout=READ_TIMEOUT)
+
+    def read(parts: list[str]) -> None:
+        with client, client.messages.stream(model=name, max_tokens=100, messages=MESSAGES) as stream:  # type: ignore[arg-type]
+            for text in stream.text_stream:
+                parts.append(text)
+
+    return _guard(read)
+
+
+def ollama_chat(base_url: str, name: str) -> Seen:
+    client = ollama.Client(host=base_url, timeout=READ_TIMEOUT)
+
+    def read(parts: list[str]) -> None:
+        with client:
+            for part in client.chat(model=name, messages=MESSAGES, stream=True):
+                parts.append(part.message.content or "")
+
+    return _guard(read)
+
+
+READERS: dict[str, Callable[[str, str], Seen]] = {
+    "openai-chat": openai_chat,
+    "openai-completions": openai_completions,
+    "openai-responses": openai_responses,
+    "anthropic": anthropic_messages,
+    "ollama-chat": ollama_chat,
+}
