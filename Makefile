@@ -22,6 +22,7 @@ test: lint  ## lint, then the whole test suite
 
 lint: install
 	$(BIN)/ruff check mockllm tests
+	$(BIN)/ruff format --check mockllm tests
 	$(BIN)/mypy
 
 clean:
