@@ -6,7 +6,7 @@ Endpoints:
   whole, in that API's format.
 - ``GET /v1/models``: the loaded scenarios, as models.
 - ``GET /healthz``: 200 once the server is ready.
-- ``GET /_mockllm/calls`` / ``DELETE /_mockllm/calls``: the call log, as JSON / cleared.
+- ``/_mockllm/...``: the control API (:mod:`mockllm.control`), unless turned off.
 
 Every error is a JSON body in the API's own shape, never an HTML page or a traceback. An exception
 in a handler (a bug) is answered with a 500, logged, and kept in ``ServerState.errors`` so the
@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,22 @@ log = logging.getLogger("mockllm")
 
 #: Large enough for long conversations; beyond it a request gets a 413 in the API's shape.
 MAX_BODY = 16 * 1024 * 1024
+access_log = logging.getLogger("mockllm.access")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a server is set up, beyond its scenarios."""
+
+    #: Clients must present this key (``Authorization: Bearer`` or ``x-api-key``), else 401.
+    api_key: str | None = None
+    #: Serve the control API under ``/_mockllm/``.
+    control: bool = True
+    #: The control API requires ``Authorization: Bearer <token>``.
+    control_token: str | None = None
+    max_body: int = MAX_BODY
+    #: What ``GET /_mockllm/config`` shows besides the live values (no secrets).
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,6 +78,7 @@ class ServerState:
     errors: list[BaseException] = field(default_factory=list)
     #: Clock time the call log's JSON times are relative to.
     epoch: float = 0.0
+    options: Options = field(default_factory=Options)
 
 
 STATE = web.AppKey("mockllm_state", ServerState)
@@ -75,17 +93,23 @@ def create_app(
     *,
     clock: Clock | None = None,
     time_scale: float = 1.0,
+    options: Options | None = None,
 ) -> web.Application:
     """An application serving ``scenarios`` (the first is the default)."""
-    app = web.Application(middlewares=[_record, _json_errors], client_max_size=MAX_BODY)
-    state = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale)
+    options = options or Options()
+    app = web.Application(middlewares=[_record, _json_errors, _auth], client_max_size=options.max_body)
+    state = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale, options=options)
     app[STATE] = state
     for fmt in FORMATS.values():
         app.router.add_post(fmt.path, _completion_handler(fmt))
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/_mockllm/calls", _get_calls)
-    app.router.add_delete("/_mockllm/calls", _delete_calls)
+    if options.control:
+        from .control import add_routes
+
+        add_routes(app)
+    if options.config.get("workers", 1) > 1:
+        app.on_response_prepare.append(_worker_header)
 
     async def set_epoch(app: web.Application) -> None:
         state.epoch = state.clock.now()
@@ -113,6 +137,7 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
     except BaseException:
         call.outcome = "client-disconnected" if call.outcome == "started" else call.outcome
         call.finish(state.clock.now())
+        _log_call(call)
         raise
     if call.status is None:
         call.status = response.status
@@ -120,7 +145,32 @@ async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
     if call.outcome == "started":
         call.outcome = REJECTED if response.status >= 400 else "completed"
     call.finish(state.clock.now())
+    _log_call(call)
     return response
+
+
+def _log_call(call: Call) -> None:
+    """One line per call: method, path, scenario, status, outcome, tokens, duration."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    duration = (call.ended or call.started) - call.started
+    fields = {
+        "method": call.method,
+        "path": call.path,
+        "scenario": call.scenario,
+        "format": call.format,
+        "status": call.status,
+        "outcome": call.outcome,
+        "tokens": call.tokens_sent,
+        "duration": round(duration, 4),
+        "late": round(call.max_lateness, 4),
+    }
+    text = (
+        f"{call.method} {call.path} scenario={call.scenario or '-'} status={call.status} "
+        f"outcome={call.outcome} tokens={call.tokens_sent} duration={duration:.3f}s"
+        + (f" late={call.max_lateness * 1000:.1f}ms" if call.max_lateness > 0.002 else "")
+    )
+    access_log.info(text, extra={"fields": fields})
 
 
 def _error(fmt: WireFormat, status: int, message: str, **fields: Any) -> web.Response:
@@ -144,7 +194,8 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         elif exc.status == 405:
             message = f"Method {request.method} is not allowed for {request.path}"
         elif exc.status == 413:
-            message = f"The request body is too large: the limit is {MAX_BODY} bytes."
+            limit = request.app[STATE].options.max_body
+            message = f"The request body is too large: the limit is {limit} bytes."
         else:
             message = exc.text or exc.reason
         return _error(fmt, exc.status, message)
@@ -161,19 +212,44 @@ async def _models(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "scenarios": len(request.app[STATE].scenarios.names)})
+    scenarios = len(request.app[STATE].scenarios.names)
+    return web.json_response({"status": "ok", "scenarios": scenarios, "pid": os.getpid()})
 
 
-async def _get_calls(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return web.json_response({"calls": state.calls.to_list(state.epoch)}, dumps=_dumps)
+async def _worker_header(request: web.Request, response: web.StreamResponse) -> None:
+    """With several worker processes, every response says which one answered."""
+    response.headers["X-Mockllm-Worker"] = str(os.getpid())
 
 
-async def _delete_calls(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    cleared = len(state.calls)
-    state.calls = CallLog()
-    return web.json_response({"cleared": cleared})
+#: The paths that take the mocked APIs' credentials.
+API_PATHS = {fmt.path: fmt for fmt in FORMATS.values()} | {"/v1/models": FORMATS["openai-chat"]}
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With ``--api-key``, the LLM endpoints answer a wrong or missing key with a 401 in their
+    API's shape (so clients' auth-error handling can be tested); the control API has its own
+    token."""
+    options = request.app[STATE].options
+    fmt = API_PATHS.get(request.path)
+    if fmt is not None and options.api_key is not None:
+        bearer = request.headers.get(hdrs.AUTHORIZATION, "").removeprefix("Bearer ").strip()
+        if options.api_key not in (bearer, request.headers.get("x-api-key")):
+            message, kind, code = fmt.default_error(401)
+            return web.json_response(
+                fmt.error_body(401, message, type=kind, param=None, code=code), status=401
+            )
+    token = options.control_token
+    if (
+        request.path.startswith("/_mockllm/")
+        and token is not None
+        and request.headers.get(hdrs.AUTHORIZATION) != f"Bearer {token}"
+    ):
+        return web.json_response(
+            {"error": {"message": "The control API needs Authorization: Bearer <control token>."}},
+            status=401,
+        )
+    return await handler(request)
 
 
 def _completion_handler(fmt: WireFormat) -> Handler:
@@ -368,8 +444,8 @@ async def _whole(reply: Reply) -> web.StreamResponse:
             return web.Response(status=500)  # never reaches the client: its connection is gone
     whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls))
     body = fmt.response_body(reply.api_request, reply.context, whole)
-    return web.json_response(body, dumps=_dumps)
+    return web.json_response(body, dumps=dumps)
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)

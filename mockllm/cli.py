@@ -6,11 +6,18 @@ Heavy imports (aiohttp, jsonschema) happen inside the commands, so ``mockllm --h
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .service import ServeConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SCENARIO_HELP = (
     "A scenario file, or a directory of *.yaml/*.yml files. Repeatable; the first scenario "
@@ -26,72 +33,226 @@ def main() -> None:
     \b
     mockllm serve --scenario scenarios/slow.yaml --port 8000
     mockllm validate scenarios/
+    mockllm exec --scenario scenarios/ -- pytest tests/integration
+    mockllm serve --port 0 --url-file .mockllm-url &  mockllm wait --url-file .mockllm-url
     """
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from .duration import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
+    """The options ``serve`` and ``exec`` share."""
+    options = [
+        click.option(
+            "--scenario",
+            "-s",
+            "scenarios",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help=SCENARIO_HELP,
+        ),
+        click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address to listen on. Anything but loopback is warned about.",
+        ),
+        click.option(
+            "--port", "-p", default=port, show_default=True, type=click.IntRange(0, 65535), help=port_help
+        ),
+        click.option(
+            "--time-scale",
+            default=1.0,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="Multiply every delay: 0 collapses them, 2 doubles them.",
+        ),
+        click.option(
+            "--url-file",
+            type=click.Path(path_type=Path),
+            help="Write the server's URL to this file (atomically) once it is listening.",
+        ),
+        click.option("--reload", is_flag=True, help="Re-read the scenario files when they change."),
+        click.option(
+            "--grace",
+            default="5s",
+            show_default=True,
+            callback=_duration,
+            help="On SIGTERM/SIGINT, how long running streams may finish before they are cut.",
+        ),
+        click.option(
+            "--api-key",
+            metavar="KEY",
+            help="Require this API key (Authorization: Bearer or x-api-key); a wrong one gets 401 "
+            "in the API's own error shape.",
+        ),
+        click.option("--no-control", is_flag=True, help="Turn off the /_mockllm/ control API."),
+        click.option(
+            "--control-token",
+            metavar="TOKEN",
+            help="Require Authorization: Bearer TOKEN on the control API.",
+        ),
+        click.option(
+            "--max-body",
+            default=16 * 1024 * 1024,
+            show_default=True,
+            type=click.IntRange(min=1),
+            metavar="BYTES",
+            help="Largest request body accepted (larger: 413).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="One line per request on stderr, as text or JSON.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors."),
+        click.option("-v", "--verbose", is_flag=True, help="Log debug details too."),
+    ]
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _config(params: dict[str, Any]) -> ServeConfig:
+    from .logs import configure
+    from .service import ServeConfig
+
+    configure(params["log_format"], -1 if params["quiet"] else (1 if params["verbose"] else 0))
+    if params["host"] not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: listening on {params['host']}: anything that can reach this address can use "
+            "the mock server and its control API (see --control-token, --no-control)",
+            err=True,
+        )
+    return ServeConfig(
+        scenarios=tuple(params["scenarios"]),
+        host=params["host"],
+        port=params["port"],
+        time_scale=params["time_scale"],
+        url_file=params["url_file"],
+        reload=params["reload"],
+        grace=params["grace"],
+        workers=params.get("workers", 1),
+        api_key=params["api_key"],
+        control=not params["no_control"],
+        control_token=params["control_token"],
+        max_body=params["max_body"],
+    )
+
+
+def _announce(config: ServeConfig, url: str) -> None:
+    from .server import resolve_scenarios
+
+    loaded = resolve_scenarios(list(config.scenarios) if config.scenarios else None)
+    names = ", ".join(s.name for s in loaded)
+    workers = f" from {config.workers} processes" if config.workers > 1 else ""
+    click.echo(f"mockllm {__version__} serving {len(loaded)} scenario(s){workers}: {names}")
+    click.echo(f"  default scenario: {loaded[0].name}")
+    click.echo(f"  OpenAI base URL:  {url}/v1")
+    click.echo(f"  Anthropic / Ollama base URL: {url}")
+    click.echo(f"Listening on {url} (Ctrl-C to stop)")
+    sys.stdout.flush()
+
+
 @main.command()
+@serve_options(port=8000, port_help="Port to listen on; 0 picks a free one.")
 @click.option(
-    "--scenario",
-    "-s",
-    "scenarios",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help=SCENARIO_HELP,
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    "-p",
-    default=8000,
+    "--workers",
+    default=1,
     show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on; 0 picks a free one.",
+    type=click.IntRange(1, 64),
+    help="Serve from this many processes on one port (SO_REUSEPORT). Each has its own call log.",
 )
-@click.option(
-    "--time-scale",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Multiply every delay: 0 collapses them, 2 doubles them.",
-)
-def serve(scenarios: tuple[Path, ...], host: str, port: int, time_scale: float) -> None:
-    """Serve scenarios as OpenAI-compatible streaming endpoints until Ctrl-C or SIGTERM."""
+def serve(**params: Any) -> None:
+    """Serve scenarios on every supported API endpoint until Ctrl-C or SIGTERM."""
     import asyncio
-    import logging
-    import signal
 
     from .errors import MockLLMError, ScenarioError
-    from .server import Server, resolve_scenarios
+    from .service import serve as run
+    from .service import serve_workers
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    config = _config(params)
     try:
-        loaded = resolve_scenarios(list(scenarios) if scenarios else None)
+        config.load()
+        if config.workers > 1:
+            serve_workers(
+                config,
+                lambda url: _announce(config, url),
+                params["log_format"],
+                -1 if params["quiet"] else (1 if params["verbose"] else 0),
+            )
+        else:
+            asyncio.run(run(config, ready=lambda url: _announce(config, url)))
     except ScenarioError as exc:
         raise click.ClickException(f"invalid scenarios:\n{exc}") from None
-    server = Server(loaded, host=host, port=port, time_scale=time_scale)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        url = await server.start()
-        names = ", ".join(s.name for s in loaded)
-        click.echo(f"mockllm {__version__} serving {len(loaded)} scenario(s): {names}")
-        click.echo(f"  default scenario: {loaded[0].name}")
-        click.echo(f"  OpenAI base URL:  {url}/v1")
-        click.echo(f"Listening on {url} (Ctrl-C to stop)", err=False)
-        sys.stdout.flush()
-        try:
-            await stop.wait()
-        finally:
-            await server.stop()
-
-    try:
-        asyncio.run(run())
     except MockLLMError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("mockllm stopped", err=True)
+
+
+@main.command(
+    "exec",
+    context_settings={"allow_interspersed_args": False},
+)
+@serve_options(port=0, port_help="Port to listen on; 0 (the default) picks a free one.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(command: tuple[str, ...], **params: Any) -> None:
+    """Start a server, run COMMAND with its URLs in the environment, stop, exit with COMMAND's status.
+
+    \b
+    COMMAND gets MOCKLLM_URL, OPENAI_BASE_URL (.../v1) and ANTHROPIC_BASE_URL, and
+    OPENAI_API_KEY / ANTHROPIC_API_KEY set to a dummy if they are unset.
+    Example: mockllm exec --scenario scenarios/ -- npm test
+    """
+    from .errors import MockLLMError, ScenarioError
+    from .service import exec_command
+
+    config = _config(params)
+    try:
+        code = exec_command(config, command)
+    except ScenarioError as exc:
+        raise click.ClickException(f"invalid scenarios:\n{exc}") from None
+    except MockLLMError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--url", help="The server's URL, e.g. http://127.0.0.1:8000.")
+@click.option(
+    "--url-file",
+    type=click.Path(path_type=Path),
+    help="Read the URL from this file (as written by serve --url-file), waiting for it to appear.",
+)
+@click.option(
+    "--timeout", default="10s", show_default=True, callback=_duration, help="Give up after this long."
+)
+def wait(url: str | None, url_file: Path | None, timeout: float) -> None:
+    """Wait until a server answers GET /healthz; exit 0 then, 1 on timeout. Prints the URL."""
+    from .errors import MockLLMError
+    from .service import wait_until_ready
+
+    if (url is None) == (url_file is None):
+        raise click.UsageError("give exactly one of --url and --url-file")
+    try:
+        click.echo(wait_until_ready(url, url_file, timeout))
+    except MockLLMError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

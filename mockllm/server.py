@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from .app import STATE, ServerState, create_app
+from .app import STATE, Options, ServerState, create_app
 from .calls import CallLog
 from .errors import MockLLMError
 from .loader import default_scenarios, load_scenarios, parse_scenarios, scenario_from_dict
@@ -29,15 +29,19 @@ T = TypeVar("T")
 BACKLOG = 2048
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     """A listening socket; port 0 picks a free one. Bound before aiohttp starts so the real port
-    is known (and printed) before the first request."""
+    is known (and printed) before the first request. ``reuse_port`` lets several worker
+    processes each bind the same port (the kernel spreads connections among them)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(BACKLOG)
+        if listen:
+            sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise MockLLMError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
@@ -92,10 +96,15 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 0,
         time_scale: float = 1.0,
+        options: Options | None = None,
+        grace: float = 1.0,
+        reuse_port: bool = False,
     ) -> None:
-        self.app = create_app(scenarios, time_scale=time_scale)
+        self.app = create_app(scenarios, time_scale=time_scale, options=options)
         self.host = host
         self.port = port
+        self.grace = grace
+        self.reuse_port = reuse_port
         self._runner: web.AppRunner | None = None
 
     @property
@@ -105,12 +114,14 @@ class Server:
 
     async def start(self) -> str:
         """Listen, and return the URL served."""
-        sock = bind(self.host, self.port)
+        sock = bind(self.host, self.port, reuse_port=self.reuse_port)
         self.port = sock.getsockname()[1]
         # handler_cancellation: a client that hangs up cancels its handler, so a stream waiting
         # in a stall or a forever-hang costs nothing once its client is gone.
+        # shutdown_timeout: on stop, listening ends at once and running streams get this long
+        # to finish before they are cut.
         self._runner = web.AppRunner(
-            self.app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+            self.app, handler_cancellation=True, access_log=None, shutdown_timeout=self.grace
         )
         try:
             await self._runner.setup()
@@ -140,10 +151,14 @@ class MockLLMServer:
         host: str = "127.0.0.1",
         port: int = 0,
         time_scale: float = 1.0,
+        options: Options | None = None,
+        grace: float = 1.0,
     ) -> None:
         self.initial = resolve_scenarios(scenarios)
         self.initial_time_scale = time_scale
-        self.server = Server(self.initial, host=host, port=port, time_scale=time_scale)
+        self.server = Server(
+            self.initial, host=host, port=port, time_scale=time_scale, options=options, grace=grace
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 

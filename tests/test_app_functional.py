@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import httpx
 import httpx_sse
@@ -158,7 +159,7 @@ def test_models_lists_scenarios_and_healthz(serve: Serve) -> None:
     assert [m.id for m in sdk(server).models.list()] == ["alpha", "beta"]
     health = httpx.get(f"{server.url}/healthz")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "scenarios": 2}
+    assert health.json() == {"status": "ok", "scenarios": 2, "pid": os.getpid()}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,123 @@
+"""The control API under ``/_mockllm/``, for tests in any language and for CI services.
+
+- ``GET /_mockllm/scenarios``: the scenarios served, the default first.
+- ``PUT /_mockllm/scenarios``: replace them all from YAML or JSON in the body, validated,
+  all or nothing (a 400 lists every problem with its line and column; the old set keeps serving).
+- ``POST /_mockllm/reset``: sequence counters to zero, call log emptied.
+- ``GET /_mockllm/calls`` / ``DELETE /_mockllm/calls``: the call log / emptied.
+- ``GET /_mockllm/config``: how this server runs.
+- ``GET /_mockllm/openapi.json``: this API, described (``mockllm/data/openapi.json``).
+
+With ``--workers N`` each worker process has its own scenarios, counters and call log: a control
+request reaches one worker (whichever the kernel hands the connection to). Use one worker when
+tests assert on the call log or swap scenarios at runtime.
+
+No request path or body is ever used to open a file: ``PUT`` takes the scenarios' text itself.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from .app import STATE, dumps
+from .calls import CallLog
+from .errors import MockLLMError, ScenarioError
+from .loader import parse_scenarios
+from .scenario import Scenario
+from .selection import ScenarioSet
+
+PREFIX = "/_mockllm"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(f"{PREFIX}/scenarios", get_scenarios)
+    app.router.add_put(f"{PREFIX}/scenarios", put_scenarios)
+    app.router.add_post(f"{PREFIX}/reset", reset)
+    app.router.add_get(f"{PREFIX}/calls", get_calls)
+    app.router.add_delete(f"{PREFIX}/calls", delete_calls)
+    app.router.add_get(f"{PREFIX}/config", get_config)
+    app.router.add_get(f"{PREFIX}/openapi.json", openapi)
+
+
+def describe(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "source": scenario.source,
+        "reply": scenario.reply_text,
+        "tokens": len(scenario.stream_tokens),
+        "tool_calls": [call.name for call in scenario.tool_calls],
+        "faults": [fault.key for fault in scenario.faults],
+        "status": scenario.status,
+        "sequence_steps": len(scenario.sequence),
+    }
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": {"message": message, **extra}}, status=status)
+
+
+async def get_scenarios(request: web.Request) -> web.Response:
+    scenarios = request.app[STATE].scenarios
+    body = {"default": scenarios.default.name, "scenarios": [describe(s) for s in scenarios.scenarios]}
+    return web.json_response(body, dumps=dumps)
+
+
+async def put_scenarios(request: web.Request) -> web.Response:
+    try:
+        text = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        return _error(400, "The body must be UTF-8 YAML or JSON.")
+    try:
+        scenarios = parse_scenarios(text, "<request body>")
+        replacement = ScenarioSet(scenarios)
+    except ScenarioError as exc:
+        problems = [str(p) for p in exc.problems]
+        return _error(400, "Invalid scenarios; the old ones are still served.", problems=problems)
+    except MockLLMError as exc:
+        return _error(400, str(exc))
+    request.app[STATE].scenarios = replacement
+    return web.json_response({"scenarios": replacement.names, "default": replacement.default.name})
+
+
+async def reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.scenarios.reset_counters()
+    state.calls = CallLog()
+    return web.json_response({"reset": True})
+
+
+async def get_calls(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"calls": state.calls.to_list(state.epoch)}, dumps=dumps)
+
+
+async def delete_calls(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    cleared = len(state.calls)
+    state.calls = CallLog()
+    return web.json_response({"cleared": cleared})
+
+
+async def get_config(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    options = state.options
+    body = {
+        **options.config,
+        "pid": os.getpid(),
+        "time_scale": state.time_scale,
+        "scenarios": state.scenarios.names,
+        "api_key_required": options.api_key is not None,
+        "control_token_required": options.control_token is not None,
+        "max_body": options.max_body,
+    }
+    return web.json_response(body, dumps=dumps)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    text = resources.files("mockllm").joinpath("data/openapi.json").read_text("utf-8")
+    return web.Response(text=text, content_type="application/json")

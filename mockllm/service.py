@@ -1,0 +1,293 @@
+"""mockllm as a service: serve until told to stop, wrap a command (``exec``), wait for readiness,
+reload scenario files, and serve from several processes.
+
+Every way a served process ends: SIGINT or SIGTERM stops listening at once, lets running streams
+finish for up to ``grace`` seconds, cuts what is left, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .app import STATE, Options
+from .errors import MockLLMError, ScenarioError
+from .loader import SCENARIO_SUFFIXES, load_scenarios
+from .logs import LogFormat, configure
+from .scenario import Scenario
+from .selection import ScenarioSet
+from .server import MockLLMServer, Server, bind, resolve_scenarios
+
+log = logging.getLogger("mockllm")
+
+#: Environment a wrapped command gets (the keys are only set to a dummy when unset).
+DUMMY_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    scenarios: tuple[Path, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    time_scale: float = 1.0
+    url_file: Path | None = None
+    reload: bool = False
+    grace: float = 5.0
+    workers: int = 1
+    api_key: str | None = field(default=None, repr=False)
+    control: bool = True
+    control_token: str | None = field(default=None, repr=False)
+    max_body: int = 16 * 1024 * 1024
+
+    def options(self) -> Options:
+        shown = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in asdict(self).items()
+            if k not in ("api_key", "control_token")
+        }
+        shown["scenarios"] = [str(p) for p in self.scenarios]
+        shown["scenario_paths"] = shown.pop("scenarios")
+        return Options(
+            api_key=self.api_key,
+            control=self.control,
+            control_token=self.control_token,
+            max_body=self.max_body,
+            config=shown,
+        )
+
+    def load(self) -> tuple[Scenario, ...]:
+        return resolve_scenarios(list(self.scenarios) if self.scenarios else None)
+
+    def server_arguments(self) -> dict[str, Any]:
+        """What ``Server`` and ``MockLLMServer`` take, scenarios loaded."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "time_scale": self.time_scale,
+            "options": self.options(),
+            "grace": self.grace,
+        }
+
+
+def url_of(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def write_url_file(path: Path, url: str) -> None:
+    """Write atomically: a reader polling the file never sees it half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(url + "\n")
+    os.replace(tmp, path)
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+async def serve(
+    config: ServeConfig,
+    *,
+    ready: Callable[[str], None] | None = None,
+    reuse_port: bool = False,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    server = Server(config.load(), reuse_port=reuse_port, **config.server_arguments())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    url = await server.start()
+    watcher = asyncio.create_task(watch(server, config.scenarios)) if config.reload else None
+    if config.url_file is not None and not reuse_port:
+        write_url_file(config.url_file, url)
+    if ready is not None:
+        ready(url)
+    try:
+        await stop.wait()
+    finally:
+        log.info("mockllm: stopping; running streams get up to %gs to finish", config.grace)
+        if watcher is not None:
+            watcher.cancel()
+        await server.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _snapshot(paths: Sequence[Path]) -> dict[Path, float]:
+    """The scenario files under ``paths`` and their modification times."""
+    files: dict[Path, float] = {}
+    for path in paths:
+        candidates = sorted(path.iterdir()) if path.is_dir() else [path]
+        for file in candidates:
+            if file.suffix in SCENARIO_SUFFIXES or not path.is_dir():
+                with contextlib.suppress(OSError):
+                    files[file] = file.stat().st_mtime_ns
+    return files
+
+
+async def watch(server: Server, paths: Sequence[Path], interval: float = 0.3) -> None:
+    """Reload the scenarios when their files change; keep the old set if the new one is invalid."""
+    seen = _snapshot(paths)
+    while True:
+        await asyncio.sleep(interval)
+        now = _snapshot(paths)
+        if now == seen:
+            continue
+        seen = now
+        try:
+            replacement = ScenarioSet(load_scenarios(paths))
+        except ScenarioError as exc:
+            log.warning("mockllm: scenario files changed but are invalid; keeping the old ones:\n%s", exc)
+            continue
+        except MockLLMError as exc:
+            log.warning(
+                "mockllm: scenario files changed but cannot be loaded (%s); keeping the old ones", exc
+            )
+            continue
+        server.app[STATE].scenarios = replacement
+        log.info("mockllm: reloaded %d scenario(s): %s", len(replacement.names), ", ".join(replacement.names))
+
+
+# -- several processes --------------------------------------------------------------------------------
+
+
+def _worker(config: ServeConfig, log_format: LogFormat, verbosity: int) -> None:
+    configure(log_format, verbosity)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config, reuse_port=True))
+
+
+def serve_workers(
+    config: ServeConfig, ready: Callable[[str], None], log_format: LogFormat = "text", verbosity: int = 0
+) -> int:
+    """Serve from ``config.workers`` processes that each bind the port with SO_REUSEPORT; the
+    kernel spreads new connections among them. This process only starts them, waits until
+    every one answers, forwards SIGINT/SIGTERM, and waits for them to finish."""
+    config.load()  # refuse bad scenarios before starting anything
+    reserved = bind(config.host, config.port, reuse_port=True, listen=False)
+    port = reserved.getsockname()[1]
+    config = replace(config, port=port)
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_worker, args=(config, log_format, verbosity), name=f"mockllm-worker-{i}")
+        for i in range(config.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    reserved.close()  # bound but never listening: it only kept the port ours until the workers bound it
+
+    def forward(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    url = url_of(config.host, port)
+    pids = _wait_for_workers(url, {w.pid for w in workers if w.pid}, timeout=30)
+    if pids is None:
+        forward(signal.SIGTERM, None)
+        for worker in workers:
+            worker.join()
+        raise MockLLMError("the worker processes did not all start")
+    if config.url_file is not None:
+        write_url_file(config.url_file, url)
+    ready(url)
+    for worker in workers:
+        worker.join()
+    return max((w.exitcode or 0) for w in workers)
+
+
+def _wait_for_workers(url: str, pids: set[int], timeout: float) -> set[int] | None:
+    """Poll /healthz until every worker has answered (each connection lands on one of them)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = _health(url)
+        if body is not None:
+            seen.add(int(body.get("pid", 0)))
+            if pids <= seen:
+                return seen
+        else:
+            time.sleep(0.05)
+    return None
+
+
+# -- readiness -------------------------------------------------------------------------------------
+
+
+def _health(url: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            if response.status == 200:
+                body: dict[str, Any] = json.loads(response.read())
+                return body
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def wait_until_ready(url: str | None, url_file: Path | None, timeout: float) -> str:
+    """Poll until ``/healthz`` answers 200 (reading the URL from ``url_file`` once it exists)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        target = url
+        if target is None and url_file is not None and url_file.exists():
+            target = url_file.read_text().strip() or None
+        if target is not None and _health(target.rstrip("/")) is not None:
+            return target
+        if time.monotonic() >= deadline:
+            where = target or (f"the URL in {url_file}" if url_file else "the server")
+            raise MockLLMError(f"{where} was not ready after {timeout:g}s")
+        time.sleep(0.05)
+
+
+# -- exec ------------------------------------------------------------------------------------------
+
+
+def exec_command(config: ServeConfig, argv: Sequence[str]) -> int:
+    """Start a server on a free port, run ``argv`` with the URLs in its environment, stop the
+    server, and return the command's exit status (128 + N if a signal N ended it)."""
+    server = MockLLMServer(config.load(), **config.server_arguments())
+    server.start()
+    try:
+        url = server.url
+        if config.url_file is not None:
+            write_url_file(config.url_file, url)
+        env = {**os.environ, "MOCKLLM_URL": url, "OPENAI_BASE_URL": f"{url}/v1", "ANTHROPIC_BASE_URL": url}
+        for key in DUMMY_KEYS:
+            env.setdefault(key, "mockllm-dummy-key")
+        try:
+            child = subprocess.Popen(list(argv), env=env)
+        except OSError as exc:
+            raise MockLLMError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from exc
+
+        def forward(signum: int, frame: object) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            code = child.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        server.stop()
+    return 128 - code if code < 0 else code

@@ -1,0 +1,398 @@
+"""mockllm as a CI service: exec, wait, the control API, reload, graceful shutdown, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+from openapi_spec_validator import validate
+
+from . import rawhttp
+from .conftest import SCENARIOS, Serve
+
+pytestmark = pytest.mark.functional
+
+MOCKLLM = [sys.executable, "-m", "mockllm.cli"]
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class Served:
+    """A ``mockllm serve`` subprocess and the URL it printed."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [*MOCKLLM, "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        self.url = ""
+        for line in self.process.stdout:
+            match = re.match(r"Listening on (http://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                break
+        assert self.url, self.process.stderr.read() if self.process.stderr else ""
+
+    def stop(self, timeout: float = 15, *, signalled: bool = False) -> tuple[int, str]:
+        """SIGTERM (unless the test already sent it), then wait for the exit."""
+        if not signalled:
+            self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=timeout)
+        return self.process.returncode, stderr
+
+
+@pytest.fixture
+def served() -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()
+
+
+def start(registry: list[Served], *args: str) -> Served:
+    server = Served(*args)
+    registry.append(server)
+    return server
+
+
+def mockllm(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MOCKLLM, *args], capture_output=True, text=True, timeout=60, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+# -- exec --------------------------------------------------------------------------------------------
+
+SDK_SCRIPT = """
+import os, sys, openai
+client = openai.OpenAI()  # base URL and key from the environment mockllm exec sets
+text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+    model="slow", messages=[{"role": "user", "content": "hi"}], stream=True))
+print(text)
+print(os.environ["MOCKLLM_URL"], os.environ["ANTHROPIC_BASE_URL"], os.environ["OPENAI_API_KEY"])
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_exec_runs_an_sdk_script_and_passes_its_status_on(tmp_path: Path, status: int) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(SDK_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    result = mockllm(
+        "exec",
+        "--scenario",
+        str(SCENARIOS / "slow.yaml"),
+        "--time-scale",
+        "0",
+        "-q",
+        "--",
+        sys.executable,
+        str(script),
+        str(status),
+        env=env,
+    )
+    assert result.returncode == status, result.stderr
+    text, urls = result.stdout.splitlines()
+    assert text.startswith("生成式语言模型")
+    mockllm_url, anthropic_url, key = urls.split()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", mockllm_url)
+    assert anthropic_url == mockllm_url
+    assert key == "mockllm-dummy-key"
+
+
+def test_exec_keeps_a_key_that_is_set_and_works_with_curl(tmp_path: Path) -> None:
+    command = 'curl -s "$OPENAI_BASE_URL/models"; echo; echo "$OPENAI_API_KEY"'
+    result = mockllm("exec", "--", "sh", "-c", command, env={**os.environ, "OPENAI_API_KEY": "sk-mine"})
+    assert result.returncode == 0, result.stderr
+    models, key = result.stdout.splitlines()
+    assert json.loads(models)["data"][0]["id"] == "default"
+    assert key == "sk-mine"
+
+
+def test_exec_refuses_a_bad_scenario_before_running_the_command(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("reply: x\ntiming: {per_token: soon}\n")
+    marker = tmp_path / "ran"
+    result = mockllm("exec", "--scenario", str(bad), "--", "touch", str(marker))
+    assert result.returncode == 1
+    assert not marker.exists()
+    assert f"{bad}:2:21: timing.per_token: 'soon' is not a duration" in result.stderr
+
+
+def test_exec_reports_a_taken_port_and_a_missing_command() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = mockllm("exec", "--port", str(port), "--", "true")
+    assert result.returncode == 1
+    assert "Address already in use" in result.stderr
+    missing = mockllm("exec", "--", "no-such-command-here")
+    assert missing.returncode == 1
+    assert "cannot run 'no-such-command-here'" in missing.stderr
+
+
+# -- serve --url-file, wait ----------------------------------------------------------------------------
+
+
+def test_url_file_and_wait(tmp_path: Path, served: list[Served]) -> None:
+    url_file = tmp_path / "run" / ".mockllm-url"
+    server = start(served, "--url-file", str(url_file), "-q")
+    assert url_file.read_text() == server.url + "\n"
+    waited = mockllm("wait", "--url-file", str(url_file), "--timeout", "5s")
+    assert (waited.returncode, waited.stdout.strip()) == (0, server.url)
+
+
+def test_wait_times_out_with_the_reason(tmp_path: Path) -> None:
+    result = mockllm("wait", "--url-file", str(tmp_path / "never"), "--timeout", "300ms")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: the URL in {tmp_path / 'never'} was not ready after 0.3s"
+    usage = mockllm("wait")
+    assert usage.returncode == 2
+    assert "give exactly one of --url and --url-file" in usage.stderr
+
+
+# -- control API -----------------------------------------------------------------------------------
+
+
+def test_put_scenarios_replaces_all_or_nothing(serve: Serve) -> None:
+    server = serve({"name": "old", "reply": "old reply"})
+    url = f"{server.url}/_mockllm/scenarios"
+    good = "- name: new\n  reply: new reply\n- name: other\n  reply: x\n"
+    assert httpx.put(url, content=good).json() == {"scenarios": ["new", "other"], "default": "new"}
+    listed = httpx.get(url).json()
+    assert listed["default"] == "new"
+    assert [s["name"] for s in listed["scenarios"]] == ["new", "other"]
+    bad = "- name: broken\n  reply: x\n  timing:\n    per_token: 10 parsecs\n- name: fine\n  reply: y\n"
+    refused = httpx.put(url, content=bad)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "message": "Invalid scenarios; the old ones are still served.",
+        "problems": [
+            "<request body>:4:16: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)"
+        ],
+    }
+    answer = httpx.post(f"{server.openai_base_url}/chat/completions", json=CHAT)
+    assert answer.json()["choices"][0]["message"]["content"] == "new reply"
+    as_json = httpx.put(url, json={"name": "from-json", "reply": "j"})
+    assert as_json.json()["scenarios"] == ["from-json"]
+
+
+def test_reset_config_and_calls(serve: Serve) -> None:
+    server = serve({"reply": "ok", "sequence": [{"status": 503}, {}]})
+    chat = f"{server.openai_base_url}/chat/completions"
+    assert httpx.post(chat, json=CHAT).status_code == 503
+    assert len(httpx.get(f"{server.url}/_mockllm/calls").json()["calls"]) == 1
+    assert httpx.post(f"{server.url}/_mockllm/reset").json() == {"reset": True}
+    assert httpx.get(f"{server.url}/_mockllm/calls").json() == {"calls": []}
+    assert httpx.post(chat, json=CHAT).status_code == 503  # the sequence started over
+    config = httpx.get(f"{server.url}/_mockllm/config").json()
+    assert config["scenarios"] == ["test"]
+    assert config["pid"] == os.getpid()
+    assert config["api_key_required"] is False
+
+
+def test_openapi_document_is_valid_and_covers_every_route(serve: Serve) -> None:
+    server = serve()
+    spec = httpx.get(f"{server.url}/_mockllm/openapi.json").json()
+    validate(spec)
+    routes = {
+        (route.method.lower(), route.resource.canonical)  # type: ignore[union-attr]
+        for route in server.server.app.router.routes()
+        if route.method != "HEAD"
+    }
+    documented = {(method, path) for path, item in spec["paths"].items() for method in item}
+    assert routes == documented
+
+
+def test_no_control_and_control_token(served: list[Served]) -> None:
+    off = start(served, "--no-control", "-q")
+    assert httpx.get(f"{off.url}/_mockllm/calls").status_code == 404
+    guarded = start(served, "--control-token", "s3cret", "-q")
+    assert httpx.get(f"{guarded.url}/_mockllm/calls").status_code == 401
+    ok = httpx.get(f"{guarded.url}/_mockllm/calls", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+    config = httpx.get(f"{guarded.url}/_mockllm/config", headers={"Authorization": "Bearer s3cret"}).json()
+    assert "s3cret" not in json.dumps(config)
+
+
+def test_api_key_gets_401_in_each_apis_own_shape(served: list[Served]) -> None:
+    server = start(served, "--api-key", "sk-right", "-q")
+    wrong_openai = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-wrong", max_retries=0)
+    with wrong_openai, pytest.raises(openai.AuthenticationError) as caught:
+        wrong_openai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body == {
+        "message": "Incorrect API key provided.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
+    wrong_anthropic = anthropic.Anthropic(base_url=server.url, api_key="sk-wrong", max_retries=0)
+    with wrong_anthropic, pytest.raises(anthropic.AuthenticationError):
+        wrong_anthropic.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-right", max_retries=0) as good:
+        assert good.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
+    with anthropic.Anthropic(base_url=server.url, api_key="sk-right", max_retries=0) as claude:
+        reply = claude.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        assert reply.content
+
+
+def test_non_loopback_host_warns(served: list[Served]) -> None:
+    server = start(served, "--host", "0.0.0.0", "-q")
+    assert server.url.startswith("http://0.0.0.0:") or server.url.startswith("http://127.0.0.1:")
+    _, stderr = server.stop()
+    assert "warning: listening on 0.0.0.0" in stderr
+
+
+# -- reload --------------------------------------------------------------------------------------------
+
+
+def test_reload_swaps_files_and_keeps_the_old_set_when_invalid(tmp_path: Path, served: list[Served]) -> None:
+    scenario = tmp_path / "live.yaml"
+    scenario.write_text("reply: first version\n")
+    server = start(served, "--scenario", str(tmp_path), "--reload")
+    chat = f"{server.url}/v1/chat/completions"
+
+    def reply() -> str:
+        return str(httpx.post(chat, json=CHAT).json()["choices"][0]["message"]["content"])
+
+    def eventually(expected: str) -> None:
+        deadline = time.monotonic() + 10
+        while reply() != expected:
+            assert time.monotonic() < deadline, f"never served {expected!r}"
+            time.sleep(0.1)
+
+    assert reply() == "first version"
+    scenario.write_text("reply: second version\n")
+    eventually("second version")
+    scenario.write_text("reply: third\nfaults: [{at: 0, disconnect: rst}]\n")
+    time.sleep(1.0)  # several reload polls
+    assert reply() == "second version"
+    _, stderr = server.stop()
+    assert "scenario files changed but are invalid; keeping the old ones" in stderr
+    assert (
+        f"{scenario}:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event"
+        in stderr
+    )
+    assert "reloaded 1 scenario(s): live" in stderr
+
+
+# -- logging ----------------------------------------------------------------------------------------
+
+
+def test_one_log_line_per_request_as_text_and_json(served: list[Served]) -> None:
+    text = start(served)
+    httpx.post(f"{text.url}/v1/chat/completions", json={**CHAT, "stream": True}, timeout=30)
+    _, stderr = text.stop()
+    line = next(entry for entry in stderr.splitlines() if "POST /v1/chat/completions" in entry)
+    assert re.search(
+        r"POST /v1/chat/completions scenario=default status=200 outcome=completed tokens=\d+ duration=", line
+    )
+    as_json = start(served, "--log-format", "json", "--time-scale", "0")
+    httpx.post(f"{as_json.url}/v1/messages", json={**CHAT, "max_tokens": 5})
+    _, stderr = as_json.stop()
+    entries = [json.loads(entry) for entry in stderr.splitlines() if entry.startswith("{")]
+    call = next(e for e in entries if e.get("path") == "/v1/messages")
+    assert {k: call[k] for k in ("method", "scenario", "format", "status", "outcome")} == {
+        "method": "POST",
+        "scenario": "default",
+        "format": "anthropic",
+        "status": 200,
+        "outcome": "completed",
+    }
+
+
+# -- shutdown -----------------------------------------------------------------------------------------
+
+
+def test_sigterm_lets_running_streams_finish_then_exits_zero(tmp_path: Path, served: list[Served]) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("reply: 'finishing this sentence'\ntiming: {per_token: 40ms}\n")  # ~1 s
+    server = start(served, "--scenario", str(scenario), "--grace", "5s")
+    results: list[rawhttp.RawResponse] = []
+    reader = threading.Thread(
+        target=lambda: results.append(
+            rawhttp.post(f"{server.url}/v1/chat/completions", rawhttp.stream_body())
+        )
+    )
+    reader.start()
+    time.sleep(0.3)  # the stream is under way
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    with pytest.raises(httpx.ConnectError):  # no longer accepting
+        httpx.get(f"{server.url}/healthz")
+    reader.join(10)
+    code, stderr = server.stop(signalled=True)
+    assert code == 0, stderr
+    assert time.monotonic() - started < 5
+    (response,) = results
+    assert response.chunks()[1], "the stream ended cleanly"
+    assert b"data: [DONE]" in response.payload
+
+
+def test_sigterm_cuts_what_outlives_the_grace_period(served: list[Served], tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("reply: ab\nfaults: [{at: 1, stall: forever}]\n")
+    server = start(served, "--scenario", str(scenario), "--grace", "500ms")
+    results: list[rawhttp.RawResponse] = []
+    reader = threading.Thread(
+        target=lambda: results.append(
+            rawhttp.post(f"{server.url}/v1/chat/completions", rawhttp.stream_body(), timeout=10)
+        )
+    )
+    reader.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    code, _ = server.stop()
+    reader.join(10)
+    assert code == 0
+    assert 0.4 <= time.monotonic() - started < 5
+    assert results[0].ending in ("fin", "reset")
+    assert not results[0].chunks()[1]
+
+
+# -- workers ----------------------------------------------------------------------------------------
+
+
+def test_two_workers_serve_concurrent_streams(served: list[Served], tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("reply: 'concurrent'\ntiming: {per_token: 30ms}\n")  # ~0.3 s each
+    server = start(served, "--scenario", str(scenario), "--workers", "2", "-q")
+    results: list[tuple[float, float, str | None, bytes]] = []
+
+    def one() -> None:
+        begin = time.monotonic()
+        response = rawhttp.post(f"{server.url}/v1/chat/completions", rawhttp.stream_body())
+        results.append((begin, time.monotonic(), response.header("x-mockllm-worker"), response.payload))
+
+    threads = [threading.Thread(target=one) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(results) == 16
+    assert all(b"data: [DONE]" in payload for *_, payload in results)
+    assert len({worker for _, _, worker, _ in results}) == 2
+    begins, ends = [r[0] for r in results], [r[1] for r in results]
+    assert max(begins) < min(ends), "the streams overlapped in time"
+    code, _ = server.stop()
+    assert code == 0
