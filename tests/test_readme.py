@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mockllm import MockLLMServer
 
@@ -36,7 +37,7 @@ def test_examples_are_found() -> None:
     kinds = [kind.split(",")[0] for kind, _ in EXAMPLES]
     assert kinds.count("python") == 3
     assert kinds.count("pytest") == 2
-    assert {"shell", "file bad.yaml", "validate bad.yaml"} <= set(kinds)
+    assert {"shell", "file bad.yaml", "validate bad.yaml", "github-actions"} <= set(kinds)
 
 
 @pytest.mark.functional
@@ -46,6 +47,7 @@ def test_examples_are_found() -> None:
     ids=lambda value: value.split(",")[0] if "\n" not in value else "",
 )
 def test_example_runs(kind: str, code: str, tmp_path: Path) -> None:
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")  # as if run from a checkout
     wanted = SERVER.search(kind)
     server = MockLLMServer(ROOT / wanted.group(1), time_scale=0.05).start() if wanted else None
     try:
@@ -61,7 +63,7 @@ def test_example_runs(kind: str, code: str, tmp_path: Path) -> None:
         if server is not None:
             server.stop()
     assert result.returncode == 0, result.stderr
-    if wanted and "slow" in wanted.group(1):
+    if (wanted and "slow" in wanted.group(1)) or "from the project root" in kind:
         assert "生成式语言模型" in result.stdout.replace("\n", "") or "data: [DONE]" in result.stdout
 
 
@@ -87,3 +89,35 @@ def test_pytest_examples_pass(pytester: pytest.Pytester) -> None:
         pytester.makepyfile(**{f"test_readme_{index}": code})
     result = pytester.runpytest("--strict-markers", "-W", "error")
     result.assert_outcomes(passed=4)
+
+
+INTEGRATION_TEST = """
+import openai
+
+def test_the_reply_streams_in_full():
+    client = openai.OpenAI()  # OPENAI_BASE_URL and OPENAI_API_KEY come from mockllm exec
+    stream = client.chat.completions.create(
+        model="slow", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text.startswith("生成式语言模型")
+"""
+
+
+@pytest.mark.functional
+def test_github_actions_example_runs(tmp_path: Path) -> None:
+    """Every ``run:`` step after ``Install`` runs, in order, as GitHub's default ``bash -e`` would
+    run it, in a checkout holding the scenarios and an integration suite (installing is what this
+    environment already did)."""
+    (workflow,) = [yaml.safe_load(code) for kind, code in EXAMPLES if kind == "github-actions"]
+    steps = workflow["jobs"]["test"]["steps"]
+    names = [step.get("name") for step in steps]
+    runs = [step["run"] for step in steps[names.index("Install") + 1 :] if "run" in step]
+    assert any(run.startswith("mockllm exec") for run in runs)
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
+    (tmp_path / "tests" / "integration").mkdir(parents=True)
+    (tmp_path / "tests" / "integration" / "test_chat.py").write_text(INTEGRATION_TEST, encoding="utf-8")
+    for step in runs:
+        result = run(["bash", "-e", "-c", step], tmp_path)
+        assert result.returncode == 0, f"{step}\n{result.stdout}\n{result.stderr}"
+    assert "1 passed" in result.stdout
