@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install serve test lint clean
+.PHONY: install serve test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -20,9 +20,12 @@ serve: install  ## serve the built-in default scenario (pass ARGS="--scenario sc
 test: lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest $(ARGS)
 
+bench: install  ## mockllm beside a raw-asyncio ceiling: table on stdout, bench/results/{bench.json,gaps.png}
+	$(BIN)/python -m bench $(ARGS)
+
 lint: install
-	$(BIN)/ruff check mockllm tests
-	$(BIN)/ruff format --check mockllm tests
+	$(BIN)/ruff check mockllm tests bench
+	$(BIN)/ruff format --check mockllm tests bench
 	$(BIN)/mypy
 
 clean:

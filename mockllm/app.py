@@ -41,7 +41,7 @@ from .formats import (
 from .scenario import Scenario, ToolCall
 from .selection import HEADER, ScenarioSet
 from .streaming import ResponseSink, play
-from .timeline import build_timeline
+from .timeline import build_timeline, stream_timeline
 
 log = logging.getLogger("mockllm")
 
@@ -373,14 +373,14 @@ async def _stream(reply: Reply) -> web.StreamResponse:
         # The body is deterministic (and finite: the loader refuses a forever stall here), so
         # encoding it once without waiting gives its length.
         encoder = reply.encoder()
-        steps = build_timeline(scenario, time_scale=state.time_scale)
+        steps = stream_timeline(scenario, time_scale=state.time_scale)
         response.content_length = sum(len(encoder.encode(step.event)) for step in steps)
     call.status = response.status
     call.response_headers = dict(response.headers)
     await response.prepare(request)
     try:
         await play(
-            build_timeline(scenario, time_scale=state.time_scale),
+            stream_timeline(scenario, time_scale=state.time_scale),
             reply.encoder(),
             ResponseSink(request, response),
             state.clock,

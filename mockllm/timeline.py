@@ -10,9 +10,10 @@ it, cut it in two) or end the stream. See :mod:`mockllm.faults`.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,33 @@ class Cursor:
     skip: bool = False  # do not send ``next`` (``replace: true``)
     cut: Cut | None = None  # send ``next`` in two parts ("half": its head was already written)
     streaming: bool = True  # False for a non-streaming response: no keep-alives, no byte games
+
+
+#: Timelines longer than this (or endless ones) are not cached.
+CACHE_STEPS = 100_000
+_cache: dict[tuple[int, float], tuple[Scenario, tuple[Step, ...]]] = {}
+
+
+def stream_timeline(scenario: Scenario, *, time_scale: float = 1.0) -> Iterable[Step]:
+    """:func:`build_timeline` of a stream, built once per scenario and time scale.
+
+    Every stream of a scenario has the same steps (the jitter is seeded), and the steps are
+    immutable, so a thousand streams of one scenario share one tuple instead of each building its
+    own: this halves the per-token CPU of a paced stream. An endless timeline (``stall: forever``
+    with keep-alives) is not cached. The entry holds the scenario, so its ``id`` stays unique.
+    """
+    key = (id(scenario), time_scale)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is scenario:
+        return hit[1]
+    steps = build_timeline(scenario, time_scale=time_scale)
+    head = tuple(itertools.islice(steps, CACHE_STEPS))
+    if len(head) == CACHE_STEPS:
+        return itertools.chain(head, steps)
+    if len(_cache) >= 256:  # scenario sets replaced at runtime leave old entries behind
+        _cache.clear()
+    _cache[key] = (scenario, head)
+    return head
 
 
 def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bool = True) -> Iterator[Step]:

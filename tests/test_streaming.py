@@ -81,7 +81,23 @@ async def test_a_late_loop_catches_up_in_one_write_without_drifting() -> None:
     times = [t for t, _ in sink.writes]
     assert times == [0.0, 0.1, 0.45, 0.5]  # c, d and e were due by 0.45: one write; f on time
     assert sink.writes[2][1].count(b"data: ") == 3
-    assert outcome.max_lateness == pytest.approx(0.15)
+    assert outcome.max_lateness == pytest.approx(0.25)  # c, due at 0.2, went out at 0.45
+
+
+async def test_a_late_wake_up_is_recorded_as_lateness() -> None:
+    """Under load the loop wakes a stream after its deadline; the call log must say by how much."""
+
+    class Overslept(ManualClock):
+        async def sleep_until(self, deadline: float) -> None:
+            await super().sleep_until(deadline)
+            self.advance(0.004 if len(self.sleeps) == 3 else 0.0)
+
+    clock = Overslept()
+    scenario = make_scenario(reply="abcd", timing={"per_token": "10ms"})
+    encoder = OpenAIChatEncoder(scenario, REQUEST, CONTEXT)
+    outcome = await play(build_timeline(scenario), encoder, RecordingSink(clock), clock)
+    assert outcome.max_lateness == pytest.approx(0.004)
+    assert clock.sleeps == pytest.approx([1000.01, 1000.02, 1000.03])  # the next deadline did not move
 
 
 async def test_flush_event_writes_each_event_alone() -> None:

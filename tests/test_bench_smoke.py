@@ -1,0 +1,42 @@
+"""The benchmark harness, run tiny, so it does not rot (``make bench`` runs it for real)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.functional
+
+
+def test_every_case_runs_against_both_servers(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "zero delay: tokens/s" in done.stdout
+    report = json.loads((tmp_path / "bench.json").read_text())
+    plan = report["plan"]
+    for name in ("mockllm", "ceiling"):
+        cases = report["cases"][name]
+        assert cases["zero"]["complete"] == 1
+        assert cases["zero"]["frames"] >= plan["zero_tokens"]
+        for streams in plan["streams"]:
+            paced = cases[f"paced_{streams}"]
+            assert paced["complete"] == streams, (name, streams)
+            # every token frame arrived, and the gaps between them were measured
+            assert paced["gap_ms_mean"] == pytest.approx(plan["delay"] * 1000, rel=0.5)
+        assert cases["held"]["opened"] == plan["held"]
+        assert cases["idle"]["complete"] == plan["idle_requests"]
+    launch = report["cases"]["mockllm"]["launch"]
+    assert launch["ready_ms"] > launch["import_aiohttp_ms"] > 0
+    assert (tmp_path / "gaps.png").read_bytes().startswith(b"\x89PNG")
