@@ -15,12 +15,13 @@ pytest fixture can fail the test that caused it.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -28,7 +29,7 @@ from aiohttp import hdrs, web
 from .calls import FAULT_STATUS, REJECTED, Call, CallLog
 from .clock import Clock, LoopClock
 from .errors import ScenarioNotFound
-from .events import Close, Hang, StreamError, Token, ToolCallEnd
+from .events import Close, Hang, Malformed, Step, StreamError, Token, ToolCallEnd
 from .formats import (
     FORMATS,
     ApiRequest,
@@ -61,6 +62,8 @@ class Options:
     #: The control API requires ``Authorization: Bearer <token>``.
     control_token: str | None = None
     max_body: int = MAX_BODY
+    #: Origins allowed to call the LLM endpoints from a browser (``*`` for any); empty: no CORS.
+    cors: tuple[str, ...] = ()
     #: What ``GET /_mockllm/config`` shows besides the live values (no secrets).
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -97,12 +100,14 @@ def create_app(
 ) -> web.Application:
     """An application serving ``scenarios`` (the first is the default)."""
     options = options or Options()
-    app = web.Application(middlewares=[_record, _json_errors, _auth], client_max_size=options.max_body)
+    middlewares = [_record, _json_errors, *([_preflight] if options.cors else []), _auth]
+    app = web.Application(middlewares=middlewares, client_max_size=options.max_body)
     state = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale, options=options)
     app[STATE] = state
     for fmt in FORMATS.values():
         app.router.add_post(fmt.path, _completion_handler(fmt))
     app.router.add_get("/v1/models", _models)
+    app.router.add_get("/v1/stream", _event_source)
     app.router.add_get("/healthz", _healthz)
     if options.control:
         from .control import add_routes
@@ -110,6 +115,8 @@ def create_app(
         add_routes(app)
     if options.config.get("workers", 1) > 1:
         app.on_response_prepare.append(_worker_header)
+    if options.cors:
+        app.on_response_prepare.append(_cors_headers)
 
     async def set_epoch(app: web.Application) -> None:
         state.epoch = state.clock.now()
@@ -219,6 +226,79 @@ async def _healthz(request: web.Request) -> web.Response:
 async def _worker_header(request: web.Request, response: web.StreamResponse) -> None:
     """With several worker processes, every response says which one answered."""
     response.headers["X-Mockllm-Worker"] = str(os.getpid())
+
+
+# -- browsers ---------------------------------------------------------------------------------------
+
+
+async def _cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """CORS headers on every response to an allowed origin: streams and errors too (a browser
+    hides the body of an error response that lacks them)."""
+    allowed = request.app[STATE].options.cors
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return
+    if "*" in allowed:
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
+    elif origin in allowed:
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+        response.headers.add(hdrs.VARY, "Origin")
+    else:
+        return
+    response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = HEADER
+
+
+@web.middleware
+async def _preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a CORS preflight (before the API-key check: browsers send no credentials on it)."""
+    if request.method == "OPTIONS" and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+        headers = {
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, OPTIONS",
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, ""),
+            hdrs.ACCESS_CONTROL_MAX_AGE: "600",
+        }
+        return web.Response(status=204, headers=headers)
+    return await handler(request)
+
+
+async def _event_source(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/stream?scenario=NAME``: the scenario as OpenAI chat chunks that ``new
+    EventSource(url)`` can read, with an ``id:`` on every event. A reconnect carrying
+    ``Last-Event-ID: N`` resumes at event N + 1, at once; one after the last event gets 204, which
+    tells an EventSource to stop reconnecting."""
+    state = request.app[STATE]
+    fmt = FORMATS["openai-chat"]
+    call = request[CALL]
+    call.format = fmt.name
+    name = request.query.get("scenario")
+    last = request.headers.get("Last-Event-ID")
+    try:
+        chosen, call.reason = state.scenarios.pick(name, None)
+    except ScenarioNotFound as exc:
+        return _error(fmt, 404, str(exc), code="scenario_not_found")
+    call.scenario = chosen.name
+    call.stream = True
+    scenario = state.scenarios.next_step(chosen)
+    if scenario.status is not None:
+        call.outcome = FAULT_STATUS
+        return _status_response(fmt, scenario)
+    after = int(last) if last is not None and last.strip().isdigit() else 0
+    # Event N is token N - 1 (one chunk per token), so a resume at event N + 1 starts at token N.
+    # The faults before it, among them the disconnect that made the client reconnect, are behind us.
+    faults = tuple(f for f in scenario.faults if not (isinstance(f.at, int) and f.at <= after))
+    scenario = replace(scenario, wire=replace(scenario.wire, event_ids=True), faults=faults)
+    reply = Reply(
+        request=request,
+        state=state,
+        fmt=fmt,
+        scenario=scenario,
+        api_request=ApiRequest(model=scenario.name, stream=True, prompt_tokens=0, body=dict(request.query)),
+        context=StreamContext(
+            id=f"{fmt.id_prefix}{next(state.ids)}", created=int(state.clock.wall()), model=scenario.name
+        ),
+        call=call,
+    )
+    return await _stream(reply, resume_after=after)
 
 
 #: The paths that take the mocked APIs' credentials.
@@ -366,22 +446,31 @@ class StreamingResponse(web.StreamResponse):
             self._headers.popall(hdrs.CONTENT_TYPE, None)
 
 
-async def _stream(reply: Reply) -> web.StreamResponse:
+async def _stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
     request, state, scenario, call = reply.request, reply.state, reply.scenario, reply.call
+    steps: Iterable[Step] = stream_timeline(scenario, time_scale=state.time_scale)
+    encoder = reply.encoder()
+    if resume_after:
+        resumed = resume(steps, encoder, resume_after)
+        if resumed is None:
+            call.status = 204
+            call.outcome = "ended"  # nothing after that event: an EventSource stops reconnecting
+            return web.Response(status=204)
+        steps = resumed
     response = StreamingResponse(scenario, default_type=reply.fmt.content_type)
     if scenario.wire.framing == "content-length":
         # The body is deterministic (and finite: the loader refuses a forever stall here), so
         # encoding it once without waiting gives its length.
-        encoder = reply.encoder()
-        steps = stream_timeline(scenario, time_scale=state.time_scale)
-        response.content_length = sum(len(encoder.encode(step.event)) for step in steps)
+        steps = list(steps)
+        counter = copy.deepcopy(encoder)
+        response.content_length = sum(len(counter.encode(step.event)) for step in steps)
     call.status = response.status
     call.response_headers = dict(response.headers)
     await response.prepare(request)
     try:
         await play(
-            stream_timeline(scenario, time_scale=state.time_scale),
-            reply.encoder(),
+            steps,
+            encoder,
             ResponseSink(request, response),
             state.clock,
             coalesce=scenario.wire.flush == "due",
@@ -394,6 +483,21 @@ async def _stream(reply: Reply) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()
     return response
+
+
+def resume(steps: Iterable[Step], encoder: StreamEncoder, after: int) -> list[Step] | None:
+    """The steps that follow event id ``after``, re-timed to start at once, with ``encoder``
+    having consumed the ones before (so ids and stream state continue); None if none follows.
+    Faults before the resume point (the disconnect that caused the reconnect) are not repeated."""
+    iterator = iter(steps)
+    for step in iterator:
+        data = encoder.encode(step.event)
+        if encoder.last_id > after:
+            start = step.deadline
+            first = Step(0.0, Malformed("raw", step.event, raw=data))  # already encoded: sent as is
+            rest = [Step(max(0.0, later.deadline - start), later.event) for later in iterator]
+            return [first, *rest]
+    return None
 
 
 async def _whole(reply: Reply) -> web.StreamResponse:

@@ -115,6 +115,7 @@ class Call(Outcome):
             "stream": self.stream,
             "status": self.status,
             "response_headers": self.response_headers,
+            "last_event_id": self.last_event_id,
             "outcome": self.outcome,
             "tokens_sent": self.tokens_sent,
             "bytes_sent": self.bytes_sent,

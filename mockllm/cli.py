@@ -110,6 +110,14 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
             help="Largest request body accepted (larger: 413).",
         ),
         click.option(
+            "--cors",
+            "cors",
+            multiple=True,
+            metavar="ORIGIN",
+            help="Let a browser page from ORIGIN (e.g. http://localhost:5173, or *) call the LLM "
+            "endpoints: answers preflights and adds CORS headers to every response. Repeatable.",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["text", "json"]),
             default="text",
@@ -152,6 +160,7 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         control=not params["no_control"],
         control_token=params["control_token"],
         max_body=params["max_body"],
+        cors=tuple(params["cors"]),
     )
 
 

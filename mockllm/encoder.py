@@ -70,6 +70,11 @@ class EventEncoder(ABC):
         self._next_id = 0
         self._fragment: tuple[Event, bytes] | None = None
 
+    @property
+    def last_id(self) -> int:
+        """The ``id:`` of the last event framed (0 before the first, or without event ids)."""
+        return self._next_id
+
     @abstractmethod
     def payloads(self, event: Payload) -> Payloads:
         """The wire events (name and data) of a token, tool call, finish, sentinel or error."""

@@ -52,6 +52,7 @@ class ServeConfig:
     control: bool = True
     control_token: str | None = field(default=None, repr=False)
     max_body: int = 16 * 1024 * 1024
+    cors: tuple[str, ...] = ()
 
     def options(self) -> Options:
         shown = {
@@ -66,6 +67,7 @@ class ServeConfig:
             control=self.control,
             control_token=self.control_token,
             max_body=self.max_body,
+            cors=self.cors,
             config=shown,
         )
 

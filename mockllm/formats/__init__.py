@@ -19,6 +19,11 @@ class StreamEncoder(Protocol):
 
     def encode(self, event: Event) -> bytes: ...
 
+    @property
+    def last_id(self) -> int:
+        """The ``id:`` of the last event framed (0 without event ids)."""
+        ...
+
 
 class RequestError(Exception):
     """A request the API would refuse; rendered in the format's own error shape."""

@@ -1,0 +1,157 @@
+"""A real browser (Debian's Chromium, driven by selenium through the system chromedriver) reads
+mockllm the two ways chat UIs do: EventSource and fetch() streaming, from a page on another origin.
+
+.ci/run installs chromium and chromium-driver with apt-get and sets MOCKLLM_REQUIRE_BROWSER=1, so
+there a missing browser fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mockllm import MockLLMServer
+from mockllm.app import Options
+from mockllm.loader import load_scenarios
+
+from .conftest import SCENARIOS, make_scenario
+from .test_readme import EXAMPLES
+
+pytestmark = pytest.mark.functional
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+REPLY = "Hello from a stream that survives a reset."
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        if os.environ.get("MOCKLLM_REQUIRE_BROWSER"):
+            pytest.fail(
+                "chromium and chromedriver are required here (apt-get install chromium chromium-driver)"
+            )
+        pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ):
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory() as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the pages served on another origin live (the README's example is written per test)."""
+    root = tmp_path_factory.mktemp("pages")
+    shutil.copy(Path(__file__).parent / "browser" / "page.html", root / "page.html")
+    return root
+
+
+@pytest.fixture(scope="module")
+def page_origin(pages: Path) -> Iterator[str]:
+    """The pages, served from another port: another origin than mockllm's."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(pages))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def mock(page_origin: str) -> Iterator[MockLLMServer]:
+    scenarios = [
+        make_scenario(name="plain", reply=REPLY, timing={"per_token": "2ms"}),
+        make_scenario(
+            name="reset",
+            reply=REPLY,
+            timing={"per_token": "2ms"},
+            faults=[{"at": 12, "disconnect": "reset"}],
+            wire={"retry": 100},
+        ),
+    ]
+    with MockLLMServer(scenarios, options=Options(cors=(page_origin,))) as server:
+        yield server
+
+
+def run_page(browser: Any, page_origin: str, api: str, mode: str, scenario: str) -> dict[str, Any]:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{page_origin}/page.html?api={api}&mode={mode}&scenario={scenario}")
+    WebDriverWait(browser, 15).until(
+        lambda d: d.execute_script("return window.result.done || window.result.error !== null")
+    )
+    return dict(browser.execute_script("return window.result"))
+
+
+def test_event_source_reads_the_text(browser: Any, page_origin: str, mock: MockLLMServer) -> None:
+    result = run_page(browser, page_origin, mock.url, "eventsource", "plain")
+    assert result["text"] == REPLY
+    assert result["errors"] == 0
+
+
+def test_event_source_resumes_after_a_reset_without_duplicates(
+    browser: Any, page_origin: str, mock: MockLLMServer
+) -> None:
+    result = run_page(browser, page_origin, mock.url, "eventsource", "reset")
+    assert result["text"] == REPLY  # complete, and nothing twice
+    assert result["errors"] >= 1  # the reset was seen, and the browser reconnected by itself
+    calls = [c for c in mock.calls if c.path == "/v1/stream"]
+    assert [c.last_event_id for c in calls][:2] == [None, "12"]
+    assert calls[0].outcome == "fault:reset"
+
+
+def test_fetch_streaming_from_another_origin_needs_cors(
+    browser: Any, page_origin: str, mock: MockLLMServer
+) -> None:
+    result = run_page(browser, page_origin, mock.url, "fetch", "plain")
+    assert (result["text"], result["error"]) == (REPLY, None)
+    with MockLLMServer([make_scenario(name="plain", reply=REPLY)]) as no_cors:
+        blocked = run_page(browser, page_origin, no_cors.url, "fetch", "plain")
+    assert blocked["text"] == ""
+    assert "Failed to fetch" in blocked["error"]
+
+
+def test_the_readmes_front_end_example_runs(browser: Any, pages: Path, page_origin: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    (example,) = [code for kind, code in EXAMPLES if kind == "html"]
+    slow = SCENARIOS / "slow.yaml"
+    with MockLLMServer(slow, time_scale=0.02, options=Options(cors=(page_origin,))) as server:
+        (pages / "readme.html").write_text(
+            example.replace("http://127.0.0.1:8000", server.url), encoding="utf-8"
+        )
+        browser.get(f"{page_origin}/readme.html")
+        WebDriverWait(browser, 15).until(lambda d: d.title == "done")
+        text = browser.find_element(By.ID, "reply").text
+    (expected,) = load_scenarios([slow])
+    assert text == "".join(expected.tokens).strip()  # the whole reply (DOM text drops outer whitespace)
