@@ -108,6 +108,7 @@ def create_app(
         app.router.add_post(fmt.path, _completion_handler(fmt))
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/v1/stream", _event_source)
+    app.router.add_get("/", _playground)
     app.router.add_get("/healthz", _healthz)
     if options.control:
         from .control import add_routes
@@ -259,6 +260,14 @@ async def _preflight(request: web.Request, handler: Handler) -> web.StreamRespon
         }
         return web.Response(status=204, headers=headers)
     return await handler(request)
+
+
+async def _playground(request: web.Request) -> web.Response:
+    """The playground page: a static file from the package (never a path from the request)."""
+    from importlib import resources
+
+    page = resources.files("mockllm").joinpath("data/playground/index.html").read_bytes()
+    return web.Response(body=page, content_type="text/html", charset="utf-8")
 
 
 async def _event_source(request: web.Request) -> web.StreamResponse:

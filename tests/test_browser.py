@@ -23,7 +23,7 @@ from mockllm import MockLLMServer
 from mockllm.app import Options
 from mockllm.loader import load_scenarios
 
-from .conftest import SCENARIOS, make_scenario
+from .conftest import ROOT, SCENARIOS, make_scenario
 from .test_readme import EXAMPLES
 
 pytestmark = pytest.mark.functional
@@ -155,3 +155,35 @@ def test_the_readmes_front_end_example_runs(browser: Any, pages: Path, page_orig
         text = browser.find_element(By.ID, "reply").text
     (expected,) = load_scenarios([slow])
     assert text == "".join(expected.tokens).strip()  # the whole reply (DOM text drops outer whitespace)
+
+
+ARTIFACTS = Path(os.environ.get("MOCKLLM_ARTIFACTS", ROOT / "tests" / "artifacts"))
+
+
+@pytest.mark.parametrize("mode", ["fetch", "eventsource"])
+def test_the_playground_plays_a_scenario(browser: Any, mode: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    scenarios = [
+        SCENARIOS / "slow.yaml",
+        make_scenario(name="plain", reply=REPLY, timing={"per_token": "2ms"}),
+    ]
+    with MockLLMServer(scenarios, time_scale=0.05) as server:
+        browser.set_window_size(1280, 900)
+        browser.get(f"{server.url}/")
+        wait = WebDriverWait(browser, 15)
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "scenario")).options) == 2)
+        Select(browser.find_element(By.ID, "scenario")).select_by_value("slow")
+        Select(browser.find_element(By.ID, "mode")).select_by_value(mode)
+        browser.find_element(By.ID, "play").click()
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "finished")
+        reply = browser.find_element(By.ID, "reply").text
+        status = browser.find_element(By.ID, "status").text
+        raw = browser.find_element(By.ID, "raw").text
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / f"playground-{mode}.png"))
+    (slow,) = load_scenarios([SCENARIOS / "slow.yaml"])
+    assert reply == "".join(slow.tokens).strip()
+    assert status.startswith("done after")
+    assert "data: [DONE]" in raw
