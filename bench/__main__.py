@@ -156,21 +156,25 @@ def started(name: str, argv: list[str], port_of: Callable[[str], int], marker: s
         process.wait(10)
 
 
-def client(server: Running, model: str, streams: int, frames: int, *extra: str) -> dict[str, Any]:
-    argv = [
+def client_argv(server: Running, model: str, streams: int, *extra: str) -> list[str]:
+    """The load client's command line (bench/loadclient.py)."""
+    port, count = str(server.port), str(streams)
+    return [
         sys.executable,
         "-m",
         "bench.loadclient",
         "--port",
-        str(server.port),
+        port,
         "--model",
         model,
         "--streams",
-        str(streams),
-        "--frames",
-        str(frames),
+        count,
         *extra,
     ]
+
+
+def client(server: Running, model: str, streams: int, frames: int, *extra: str) -> dict[str, Any]:
+    argv = client_argv(server, model, streams, "--frames", str(frames), *extra)
     cpu0 = cpu_seconds(server.pid)
     peak = Peak(server.pid)
     with peak:
@@ -269,21 +273,8 @@ def case_idle(plan: Plan, server: Running) -> dict[str, Any]:
 def case_held(plan: Plan, server: Running) -> dict[str, Any]:
     """Open ``plan.held`` streams that stall forever; memory per open stream."""
     before = rss_kb(server.pid)
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.loadclient",
-        "--port",
-        str(server.port),
-        "--model",
-        "stall",
-        "--streams",
-        str(plan.held),
-        "--hold",
-        "1",
-    ]
     hold = subprocess.Popen(
-        argv,
+        client_argv(server, "stall", plan.held, "--hold", "1"),
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

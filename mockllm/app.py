@@ -296,18 +296,8 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
     # The faults before it, among them the disconnect that made the client reconnect, are behind us.
     faults = tuple(f for f in scenario.faults if not (isinstance(f.at, int) and f.at <= after))
     scenario = replace(scenario, wire=replace(scenario.wire, event_ids=True), faults=faults)
-    reply = Reply(
-        request=request,
-        state=state,
-        fmt=fmt,
-        scenario=scenario,
-        api_request=ApiRequest(model=scenario.name, stream=True, prompt_tokens=0, body=dict(request.query)),
-        context=StreamContext(
-            id=f"{fmt.id_prefix}{next(state.ids)}", created=int(state.clock.wall()), model=scenario.name
-        ),
-        call=call,
-    )
-    return await _stream(reply, resume_after=after)
+    api_request = ApiRequest(model=scenario.name, stream=True, prompt_tokens=0, body=dict(request.query))
+    return await _stream(Reply.build(request, fmt, scenario, api_request, call), resume_after=after)
 
 
 #: The paths that take the mocked APIs' credentials.
@@ -364,19 +354,7 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         if scenario.status is not None:
             call.outcome = FAULT_STATUS
             return _status_response(fmt, scenario)
-        reply = Reply(
-            request=request,
-            state=state,
-            fmt=fmt,
-            scenario=scenario,
-            api_request=api_request,
-            context=StreamContext(
-                id=f"{fmt.id_prefix}{next(state.ids)}",
-                created=int(state.clock.wall()),
-                model=scenario.model or api_request.model,
-            ),
-            call=call,
-        )
+        reply = Reply.build(request, fmt, scenario, api_request, call)
         return await (_stream(reply) if api_request.stream else _whole(reply))
 
     return handle
@@ -393,6 +371,19 @@ class Reply:
     api_request: ApiRequest
     context: StreamContext
     call: Call
+
+    @classmethod
+    def build(
+        cls, request: web.Request, fmt: WireFormat, scenario: Scenario, api_request: ApiRequest, call: Call
+    ) -> Reply:
+        """A reply with a fresh response id, created now, naming the scenario's model if it has one."""
+        state = request.app[STATE]
+        context = StreamContext(
+            id=f"{fmt.id_prefix}{next(state.ids)}",
+            created=int(state.clock.wall()),
+            model=scenario.model or api_request.model,
+        )
+        return cls(request, state, fmt, scenario, api_request, context, call)
 
     def encoder(self) -> StreamEncoder:
         return self.fmt.stream_encoder(self.scenario, self.api_request, self.context)
