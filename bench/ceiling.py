@@ -115,8 +115,9 @@ async def serve(args: argparse.Namespace) -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
-    sock.listen(4096)
-    server = await loop.create_server(lambda: Server(config), sock=sock)
+    # create_server listens again with its own backlog (100 by default): a burst of 1,000 connects
+    # would overflow it and wait out SYN retransmits (1 s).
+    server = await loop.create_server(lambda: Server(config), sock=sock, backlog=4096)
     print(sock.getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()

@@ -134,6 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def summarise(streams: list[Stream], args: argparse.Namespace, wall: float, cpu: float) -> dict[str, Any]:
     gaps: list[float] = []
     durations: list[float] = []
+    paced: list[float] = []  # first token to last: the pacing alone, without the time to first byte
     ttfb: list[float] = []
     complete = 0
     frames_total = 0
@@ -150,6 +151,7 @@ def summarise(streams: list[Stream], args: argparse.Namespace, wall: float, cpu:
         gaps.extend(b - a for a, b in itertools.pairwise(tokens))
         if len(tokens) == args.frames:
             durations.append(tokens[-1] - stream.sent)
+            paced.append(tokens[-1] - tokens[0])
     bytes_total = sum(s.received for s in streams)
     return {
         "streams": len(streams),
@@ -168,6 +170,8 @@ def summarise(streams: list[Stream], args: argparse.Namespace, wall: float, cpu:
         "ttfb_ms_max": 1000 * max(ttfb) if ttfb else None,
         "duration_s_p50": percentile(durations, 50),
         "duration_s_max": max(durations) if durations else None,
+        "paced_s_p50": percentile(paced, 50),
+        "paced_s_max": max(paced) if paced else None,
     }
 
 

@@ -125,7 +125,8 @@ class Server:
         )
         try:
             await self._runner.setup()
-            await web.SockSite(self._runner, sock).start()
+            # aiohttp listens again with its own backlog (128 by default): keep ours.
+            await web.SockSite(self._runner, sock, backlog=BACKLOG).start()
         except BaseException:
             sock.close()
             raise

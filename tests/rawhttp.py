@@ -65,9 +65,11 @@ def post(
     headers: dict[str, str] | None = None,
     timeout: float = 5.0,
     read_for: float | None = None,
+    stall: float = 0.0,
 ) -> RawResponse:
     """POST and read until the server ends the connection, or ``timeout`` seconds of silence
-    (or ``read_for`` seconds in all)."""
+    (or ``read_for`` seconds in all). ``stall``: a slow reader, with a 4 KB receive buffer, that
+    reads nothing for that many seconds after sending the request."""
     parts = urlsplit(url)
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     lines = [
@@ -81,9 +83,14 @@ def post(
     request = ("\r\n".join(lines) + "\r\n\r\n").encode() + content
     reads: list[tuple[float, bytes]] = []
     ending: Ending = "fin"
-    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+    with socket.socket() as sock:
+        if stall:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(timeout)
+        sock.connect((parts.hostname, parts.port))
         start = time.monotonic()
         sock.sendall(request)
+        time.sleep(stall)  # the client under test is busy: what piles up is the server's problem
         while True:
             if read_for is not None:
                 left = start + read_for - time.monotonic()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from mockllm.calls import Outcome
-from mockllm.clock import ManualClock
+from mockllm.clock import Callback, ManualClock
 from mockllm.events import CloseMode
 from mockllm.formats import ApiRequest, StreamContext
 from mockllm.formats.openai_chat import OpenAIChatEncoder
@@ -22,17 +22,33 @@ REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=1, body={})
 
 
 class RecordingSink:
+    """Records each write with the clock's time. ``immediate``: whether it takes writes at once
+    (the server's sink while the reader keeps up), so paced tokens go out from the clock's ticks;
+    every test in this module runs both ways, and must see the same writes."""
+
+    immediate = True
+
     def __init__(self, clock: ManualClock, fail_after: int | None = None) -> None:
         self.clock = clock
         self.writes: list[tuple[float, bytes]] = []
         self.closed: CloseMode | None = None
         self.hung = False
         self.fail_after = fail_after
+        self.immediate_writes = 0
 
-    async def write(self, data: bytes) -> None:
+    def record(self, data: bytes) -> None:
         if self.fail_after is not None and len(self.writes) >= self.fail_after:
             raise ConnectionResetError("client went away")
         self.writes.append((round(self.clock.now() - 1000.0, 6), data))
+
+    async def write(self, data: bytes) -> None:
+        self.record(data)
+
+    def write_now(self, data: bytes) -> bool:
+        if self.immediate:
+            self.record(data)
+            self.immediate_writes += 1
+        return self.immediate
 
     async def close(self, mode: CloseMode) -> None:
         self.closed = mode
@@ -40,6 +56,12 @@ class RecordingSink:
     async def hang(self) -> None:
         self.hung = True
         await asyncio.Event().wait()
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["ticked", "awaited"])
+def immediate(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setattr(RecordingSink, "immediate", request.param)
+    return bool(request.param)
 
 
 async def run(scenario: Scenario, **kwargs: object) -> tuple[RecordingSink, Outcome, ManualClock]:
@@ -51,10 +73,12 @@ async def run(scenario: Scenario, **kwargs: object) -> tuple[RecordingSink, Outc
     return sink, outcome, clock
 
 
-async def test_writes_happen_at_absolute_deadlines() -> None:
+async def test_writes_happen_at_absolute_deadlines(immediate: bool) -> None:
     scenario = make_scenario(reply="abc", timing={"first_token": "1s", "per_token": "100ms"})
     sink, outcome, clock = await run(scenario)
     assert [t for t, _ in sink.writes] == [1.0, 1.1, 1.2]
+    # a and b from the clock's ticks; c goes with the finish and [DONE], due at the same time
+    assert sink.immediate_writes == (2 if immediate else 0)
     assert clock.sleeps == [1001.0, 1001.1, 1001.2]  # deadlines from the start, not from each write
     assert b"[DONE]" in sink.writes[-1][1]
     assert b'"finish_reason":"stop"' in sink.writes[-1][1]
@@ -70,8 +94,8 @@ async def test_a_late_loop_catches_up_in_one_write_without_drifting() -> None:
     sink = RecordingSink(clock)
 
     class SlowSink(RecordingSink):
-        async def write(self, data: bytes) -> None:
-            await super().write(data)
+        def record(self, data: bytes) -> None:
+            super().record(data)
             if len(self.writes) == 2:
                 clock.advance(0.35)  # the process stalls for 350 ms after the second write
 
@@ -88,9 +112,17 @@ async def test_a_late_wake_up_is_recorded_as_lateness() -> None:
     """Under load the loop wakes a stream after its deadline; the call log must say by how much."""
 
     class Overslept(ManualClock):
+        """Wakes the third wait 4 ms late, whichever way it waits."""
+
+        def _late(self) -> None:
+            self.advance(0.004 if len(self.sleeps) == 3 else 0.0)
+
         async def sleep_until(self, deadline: float) -> None:
             await super().sleep_until(deadline)
-            self.advance(0.004 if len(self.sleeps) == 3 else 0.0)
+            self._late()
+
+        def call_at(self, deadline: float, callback: Callback) -> None:
+            super().call_at(deadline, lambda: (self._late(), callback()))
 
     clock = Overslept()
     scenario = make_scenario(reply="abcd", timing={"per_token": "10ms"})

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 
 import pytest
+
+from mockllm.streaming import ResponseSink
 
 from . import rawhttp
 from .conftest import Serve
@@ -34,3 +37,34 @@ def test_per_token_gaps_follow_the_schedule_without_drift(serve: Serve) -> None:
     # no point of the stream falls far behind its own schedule
     worst = max(at - (first + i * gap) for i, at in enumerate(arrivals))
     assert worst <= 0.2
+
+
+def test_a_slow_reader_gets_every_byte_and_the_server_waits_for_it(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paced tokens go out from the clock's ticks straight to the transport while the reader keeps
+    up; once it stops reading and the buffer passes the high-water mark, the stream waits for the
+    drain instead of buffering the rest. Same bytes either way."""
+    answers: list[bool] = []
+    write_now = ResponseSink.write_now
+
+    def recording(self: ResponseSink, data: bytes) -> bool:
+        answers.append(write_now(self, data))
+        return answers[-1]
+
+    monkeypatch.setattr(ResponseSink, "write_now", recording)
+    tokens = [f"{i:04d}" + "y" * 20_000 for i in range(300)]  # 6 MB at 1 ms a token
+    server = serve({"reply": tokens, "timing": {"per_token": "1ms"}})
+    response = rawhttp.post(
+        f"{server.openai_base_url}/chat/completions", rawhttp.stream_body(), stall=0.6, timeout=10
+    )
+    chunks, terminated = response.chunks()
+    assert terminated
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in b"".join(chunks).split(b"\n\n")
+        if line.startswith(b"data: {")
+    )
+    assert text == "".join(tokens)
+    assert set(answers) == {True, False}  # both paths were taken
+    assert server.calls.last.outcome == "completed"

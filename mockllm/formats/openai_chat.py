@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from ..encoder import EventEncoder, Payloads
-from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
+from ..events import Done, Event, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
 from . import (
@@ -96,6 +96,20 @@ class OpenAIChatEncoder(EventEncoder):
         self._content = (choice + '"content":').encode()
         self._role_content = (choice + '"role":"assistant","content":').encode()
         self._content_end = ('},"logprobs":null,"finish_reason":null}]' + self._usage_null + "}").encode()
+        frame = self.data_frame()
+        self._text_frame = None
+        if frame is not None:  # a text token is then (head, escaped text, tail): no dispatch
+            self._text_frame = (
+                frame[0] + self._content,
+                frame[0] + self._role_content,
+                self._content_end + frame[1],
+            )
+
+    def encode(self, event: Event) -> bytes:
+        if type(event) is Token and self._text_frame is not None and event.tool is None:
+            head, first_head, tail = self._text_frame
+            return b"".join((first_head if event.first else head, json_string(event.text), tail))
+        return super().encode(event)
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         return self._choice + dumps(delta)[1:-1].encode() + self._content_end
