@@ -125,7 +125,8 @@ class Server:
         )
         try:
             await self._runner.setup()
-            # aiohttp listens again with its own backlog (128 by default): keep ours.
+            # aiohttp listens again with its own backlog (128 by default): keep ours, or a burst
+            # of 1,000 connects has SYNs dropped and retried a second later.
             await web.SockSite(self._runner, sock, backlog=BACKLOG).start()
         except BaseException:
             sock.close()

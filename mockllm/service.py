@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import multiprocessing
@@ -110,6 +111,7 @@ async def serve(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
     server = Server(config.load(), reuse_port=reuse_port, **config.server_arguments())
+    _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -129,6 +131,17 @@ async def serve(
         await server.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _tune_gc() -> None:
+    """This process is mockllm's own, so tune the garbage collector for it (never in a process
+    that only imports mockllm, such as a test run). What startup made is frozen out of the
+    collector's sight (it lives as long as the process), and young objects are collected every
+    50,000 allocations instead of 700: with a thousand live connections, each collection walks
+    their objects, and a burst of 1,000 requests spent ~40 of its ~200 ms of CPU in them."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _snapshot(paths: Sequence[Path]) -> dict[Path, float]:

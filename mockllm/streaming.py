@@ -1,10 +1,12 @@
 """The write loop: the only code that writes a stream to a socket and waits for deadlines.
 
-:func:`play` walks a timeline, sleeping until each step's absolute deadline (never "a delay after
+:func:`play` walks a timeline, waiting until each step's absolute deadline (never "a delay after
 the last write", which drifts), encodes the event, and hands bytes to a :class:`Sink`. Events that
 are already due together (zero delay, or catching up after the loop fell behind) share one write
-unless the scenario says ``flush: event``; a :class:`~mockllm.events.Fragment` is always a write of
-its own, since its whole point is the write boundary.
+(of at most :data:`BATCH` events) unless the scenario says ``flush: event``; a
+:class:`~mockllm.events.Fragment` is always a write of its own, since its whole point is the write
+boundary. Paced tokens are written from the clock's shared ticker without waking the coroutine
+(see :class:`_Player`).
 
 Every way a stream ends goes through here and is recorded in the :class:`Outcome`:
 ``completed``; a fault (``fault:truncate``, ``fault:fin``, ``fault:reset``, ``fault:mid-event``,
@@ -26,6 +28,10 @@ from .calls import Outcome
 from .clock import Clock
 from .events import Close, CloseMode, Fragment, Hang, Step, Token
 from .formats import StreamEncoder
+
+#: The most events one write carries: a long run due at once (zero delay) goes out in writes of
+#: about 50 KB, so the client reads the first while the next is encoded.
+BATCH = 256
 
 
 class Sink(Protocol):
@@ -115,11 +121,16 @@ class _Player:
                         continue
                     await clock.sleep_until(due)
                     now = clock.now()  # a busy loop wakes us late: that is lateness too
+            if self.coalesce and type(step.event) is Token:  # the hot path: most steps are tokens
+                step = self._take_due(step, now, limit=BATCH)
+                if len(self.pending) >= BATCH:  # a long run due at once: the client can start
+                    await self.flush()  # reading while the rest is encoded
+                continue
             if now - due > out.max_lateness:
                 out.max_lateness = now - due
             event = step.event
             step = next(self.steps, None)
-            if type(event) is Token:  # the hot path: most steps are tokens
+            if type(event) is Token:  # flush: event
                 out.tokens_sent += 1
                 self.pending.append(self.encoder.encode(event))
                 if not self.coalesce:
@@ -183,34 +194,50 @@ class _Player:
         finally:
             self._handback = None  # cancelled (the client left): the next tick does nothing
 
+    def _take_due(self, step: Step | None, now: float, limit: int = 0) -> Step | None:
+        """Encode into :attr:`pending` the tokens from ``step`` on that are due by ``now``, until
+        it holds ``limit`` events if given; return the first step not taken (a later token,
+        another event, None at the end). The tight loop of a zero-delay stream, and of a tick."""
+        start, steps, out, pending = self.start, self.steps, self.out, self.pending
+        encode, append = self.encoder.encode, pending.append
+        tokens, worst = 0, out.max_lateness
+        room = limit - len(pending) if limit else -1
+        while step is not None and type(step.event) is Token and tokens != room:
+            late = now - (start + step.deadline)
+            if late < 0:
+                break
+            if late > worst:
+                worst = late
+            tokens += 1
+            append(encode(step.event))
+            step = next(steps, None)
+        out.tokens_sent += tokens
+        out.max_lateness = worst
+        return step
+
     def _tick(self) -> None:
         handback = self._handback
         if handback is None or handback.done():
             return
-        out, pending, start = self.out, self.pending, self.start
-        step = self._next
         try:
             now = self.clock.now()
-            while step is not None and type(step.event) is Token:
-                due = start + step.deadline
-                if due > now:
-                    if pending:
-                        data = pending[0] if len(pending) == 1 else b"".join(pending)
-                        if not self.sink.write_now(data):
-                            break  # a slow reader: the coroutine writes it, waiting for the drain
-                        pending.clear()
-                        if out.first_byte is None:  # _sent(), inlined: this is the hot path
-                            out.first_byte = now
-                        out.last_byte = now
-                        out.bytes_sent += len(data)
-                    self._next = step
-                    self.clock.call_at(due, self._tick)
-                    return
-                if now - due > out.max_lateness:
-                    out.max_lateness = now - due
-                out.tokens_sent += 1
-                pending.append(self.encoder.encode(step.event))
-                step = next(self.steps, None)
+            step = self._take_due(self._next, now)
+            if step is not None and type(step.event) is Token:  # the next token, due later
+                pending = self.pending
+                if pending:
+                    data = pending[0] if len(pending) == 1 else b"".join(pending)
+                    if not self.sink.write_now(data):  # a slow reader: the coroutine writes it,
+                        handback.set_result(step)  # waiting for the drain
+                        return
+                    pending.clear()
+                    out = self.out
+                    if out.first_byte is None:  # _sent(), inlined: this is the hot path
+                        out.first_byte = now
+                    out.last_byte = now
+                    out.bytes_sent += len(data)
+                self._next = step
+                self.clock.call_at(self.start + step.deadline, self._tick)
+                return
         except Exception as exc:  # ConnectionError, or a bug: the coroutine raises it
             handback.set_exception(exc)
             return
@@ -227,17 +254,16 @@ class ResponseSink:
     def __init__(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         self.request = request
         self.response = response
-        self._chunked: bool | None = None  # known once aiohttp has written the headers
+        # aiohttp sends the headers in prepare(), which has run: the framing is known.
+        self._chunked = response.headers.get(hdrs.TRANSFER_ENCODING) == "chunked"
         self._transport = request.transport  # the request's property costs a lookup per call
 
     async def write(self, data: bytes) -> None:
         await self.response.write(data)
-        if self._chunked is None:
-            self._chunked = self.response.headers.get(hdrs.TRANSFER_ENCODING) == "chunked"
 
     def write_now(self, data: bytes) -> bool:
         """Straight to the transport, in HTTP chunked framing as aiohttp would write it; only for
-        a chunked body whose headers are out (else aiohttp's own write path is needed)."""
+        a chunked body (the others need aiohttp's length bookkeeping)."""
         transport = self._transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client has gone away")

@@ -12,7 +12,7 @@ from mockllm.events import CloseMode
 from mockllm.formats import ApiRequest, StreamContext
 from mockllm.formats.openai_chat import OpenAIChatEncoder
 from mockllm.scenario import Scenario
-from mockllm.streaming import play
+from mockllm.streaming import BATCH, play
 from mockllm.timeline import build_timeline
 
 from .conftest import make_scenario
@@ -86,6 +86,20 @@ async def test_writes_happen_at_absolute_deadlines(immediate: bool) -> None:
     assert (outcome.outcome, outcome.tokens_sent) == ("completed", 3)
     assert outcome.bytes_sent == sum(len(d) for _, d in sink.writes)
     assert outcome.max_lateness == 0
+
+
+async def test_a_long_run_due_at_once_goes_out_in_batches() -> None:
+    """Zero delay: all 1,000 tokens are due at once; they go out BATCH events a write, so the
+    client reads the first batch while the next is encoded, and nothing is lost or reordered."""
+    scenario = make_scenario(reply="".join(chr(0x4E00 + i) for i in range(1000)))
+    sink, outcome, _ = await run(scenario)
+    counts = [data.count(b"data: ") for _, data in sink.writes]
+    assert counts == [BATCH] * 3 + [1000 - 3 * BATCH + 2]  # the last carries finish and [DONE]
+    assert all(t == 0.0 for t, _ in sink.writes)
+    encoder = OpenAIChatEncoder(scenario, REQUEST, CONTEXT)
+    expected = b"".join(encoder.encode(step.event) for step in build_timeline(scenario))
+    assert b"".join(data for _, data in sink.writes) == expected
+    assert outcome.tokens_sent == 1000
 
 
 async def test_a_late_loop_catches_up_in_one_write_without_drifting() -> None:

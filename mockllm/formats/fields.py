@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import RequestError
@@ -63,8 +64,11 @@ def stream_flag(body: dict[str, Any], default: bool = False) -> bool:
     return flag
 
 
+#: One encoder for every call: ``json.dumps`` with options builds a new one each time, which is
+#: most of its cost on the small objects of a stream's chunks.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Compact JSON as the APIs send it, with non-ASCII text as raw UTF-8."""
-    import json
-
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)

@@ -17,7 +17,6 @@ Deliberate divergences from the real API:
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 from ..encoder import EventEncoder, Payloads
@@ -33,12 +32,7 @@ from . import (
     register,
     tool_call_id,
 )
-from .fields import message_texts, optional, required
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON as the API sends it, with non-ASCII text as raw UTF-8."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+from .fields import dumps, message_texts, optional, required
 
 
 @functools.lru_cache(maxsize=1 << 16)
