@@ -83,6 +83,20 @@ class _Player:
       when the sink cannot take bytes at once (a slow reader: the coroutine waits for it to drain).
     """
 
+    # Slots: a thousand held streams each keep one of these (and a ResponseSink) alive.
+    __slots__ = (
+        "_handback",
+        "_next",
+        "clock",
+        "coalesce",
+        "encoder",
+        "out",
+        "pending",
+        "sink",
+        "start",
+        "steps",
+    )
+
     def __init__(
         self,
         steps: Iterable[Step],
@@ -250,6 +264,8 @@ class ResponseSink:
     #: Above this many bytes waiting in the socket's buffer, :meth:`write_now` declines (aiohttp
     #: drains at the same size).
     HIGH_WATER = 0x10000
+
+    __slots__ = ("_chunked", "_transport", "request", "response")
 
     def __init__(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         self.request = request
