@@ -285,12 +285,10 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
         chosen, call.reason = state.scenarios.pick(name, None)
     except ScenarioNotFound as exc:
         return _error(fmt, 404, str(exc), code="scenario_not_found")
-    call.scenario = chosen.name
     call.stream = True
-    scenario = state.scenarios.next_step(chosen)
-    if scenario.status is not None:
-        call.outcome = FAULT_STATUS
-        return _status_response(fmt, scenario)
+    scenario = await _begin(request, fmt, chosen, call)
+    if isinstance(scenario, web.Response):
+        return scenario
     after = int(last) if last is not None and last.strip().isdigit() else 0
     # Event N is token N - 1 (one chunk per token), so a resume at event N + 1 starts at token N.
     # The faults before it, among them the disconnect that made the client reconnect, are behind us.
@@ -345,19 +343,31 @@ def _completion_handler(fmt: WireFormat) -> Handler:
             return _error(fmt, exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code)
         except ScenarioNotFound as exc:
             return _error(fmt, 404, str(exc), code="scenario_not_found")
-        call.scenario = chosen.name
         call.stream = api_request.stream
-        scenario = state.scenarios.next_step(chosen)
-        if scenario.first_byte:
-            clock = state.clock
-            await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
-        if scenario.status is not None:
-            call.outcome = FAULT_STATUS
-            return _status_response(fmt, scenario)
+        scenario = await _begin(request, fmt, chosen, call)
+        if isinstance(scenario, web.Response):
+            return scenario
         reply = Reply.build(request, fmt, scenario, api_request, call)
         return await (_stream(reply) if api_request.stream else _whole(reply))
 
     return handle
+
+
+async def _begin(
+    request: web.Request, fmt: WireFormat, chosen: Scenario, call: Call
+) -> Scenario | web.Response:
+    """The step of ``chosen`` this call plays (the next of a ``sequence``), once its
+    ``first_byte`` delay has passed; or, for a step with a ``status``, the response to send."""
+    state = request.app[STATE]
+    call.scenario = chosen.name
+    scenario = state.scenarios.next_step(chosen)
+    if scenario.first_byte:
+        clock = state.clock
+        await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
+    if scenario.status is not None:
+        call.outcome = FAULT_STATUS
+        return _status_response(fmt, scenario)
+    return scenario
 
 
 @dataclass

@@ -99,3 +99,17 @@ def test_no_cors_headers_unless_asked(serve: Serve) -> None:
     server = serve(RESUMABLE)
     answer = httpx.get(f"{server.url}/v1/models", headers={"Origin": "http://app.test"})
     assert "access-control-allow-origin" not in answer.headers
+
+
+def test_first_byte_and_sequence_apply_to_event_source_too(serve: Serve) -> None:
+    server = serve(
+        {"name": "slowstart", "reply": "ok", "first_byte": "300ms", "sequence": [{"status": 503}, {}]}
+    )
+    url = f"{server.url}/v1/stream?scenario=slowstart"
+    with httpx.Client() as client:
+        first = client.get(url)
+        second = client.get(url)
+    assert first.status_code == 503
+    assert second.status_code == 200
+    assert b"[DONE]" in second.content
+    assert all(0.29 <= r.elapsed.total_seconds() < 3 for r in (first, second))
