@@ -304,4 +304,4 @@ class ResponseSink:
             transport.close()
 
     async def hang(self) -> None:
-        await asyncio.Event().wait()
+        await asyncio.get_running_loop().create_future()  # never set: cancelled when the client leaves
