@@ -438,7 +438,8 @@ def table(report: dict[str, Any], plan: Plan) -> str:
     rows = [("figure", "mockllm", "ceiling", "ratio")]
 
     def row(label: str, m: float | None, c: float | None, fmt: str = "{:,.1f}") -> None:
-        ratio = f"{m / c:.2f}×" if m is not None and c else ""
+        signed = fmt.startswith("{:+")  # a drift near zero: a ratio of two such means nothing
+        ratio = f"{m / c:.2f}×" if m is not None and c and not signed else ""
         rows.append(
             (label, fmt.format(m) if m is not None else "-", fmt.format(c) if c is not None else "-", ratio)
         )

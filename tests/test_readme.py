@@ -40,6 +40,17 @@ def test_examples_are_found() -> None:
     assert {"shell", "file bad.yaml", "validate bad.yaml", "github-actions"} <= set(kinds)
 
 
+def test_every_image_the_readme_shows_is_in_the_repository() -> None:
+    """A picture written by a tool (the bench plot) must also be committed, or the README shows a
+    broken image on every checkout."""
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert images
+    tracked = subprocess.run(
+        ["git", "ls-files", *images], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(tracked) == sorted(images)
+
+
 @pytest.mark.functional
 @pytest.mark.parametrize(
     ("kind", "code"),
