@@ -29,7 +29,7 @@ from aiohttp import hdrs, web
 from .calls import FAULT_STATUS, REJECTED, Call, CallLog
 from .clock import Clock, LoopClock
 from .errors import ScenarioNotFound
-from .events import Close, Hang, Malformed, Step, StreamError, Token, ToolCallEnd
+from .events import Close, Hang, Malformed, Preamble, Step, StreamError, Token, ToolCallEnd
 from .formats import (
     FORMATS,
     ApiRequest,
@@ -437,8 +437,11 @@ class StreamingResponse(web.StreamResponse):
     aiohttp would default to ``application/octet-stream`` is removed.
     """
 
-    def __init__(self, scenario: Scenario, *, default_type: str) -> None:
+    def __init__(self, scenario: Scenario, *, default_type: str, headers_with_body: bool = False) -> None:
         super().__init__(status=200)
+        # aiohttp sends the headers in prepare(), a write of their own; when the first body bytes
+        # are due at once anyway, they share it (one send fewer per request, same bytes).
+        self._send_headers_immediately = not headers_with_body
         wire = scenario.wire
         self._omit_type = wire.content_type == ""
         if not self._omit_type:
@@ -467,7 +470,14 @@ async def _stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
             call.outcome = "ended"  # nothing after that event: an EventSource stops reconnecting
             return web.Response(status=204)
         steps = resumed
-    response = StreamingResponse(scenario, default_type=reply.fmt.content_type)
+    # Headers wait for the body only if a token is due at once (the preamble aside): never
+    # before a stall, a hang or a disconnect at the start, which the client sees after them.
+    rest = iter(steps)
+    head = list(itertools.islice(rest, 2))
+    steps = itertools.chain(head, rest)
+    opening = [step for step in head if not isinstance(step.event, Preamble)][:1]
+    immediate = bool(opening) and opening[0].deadline == 0 and isinstance(opening[0].event, Token)
+    response = StreamingResponse(scenario, default_type=reply.fmt.content_type, headers_with_body=immediate)
     if scenario.wire.framing == "content-length":
         # The body is deterministic (and finite: the loader refuses a forever stall here), so
         # encoding it once without waiting gives its length.
@@ -481,7 +491,7 @@ async def _stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
         await play(
             steps,
             encoder,
-            ResponseSink(request, response),
+            ResponseSink(request, response, headers_sent=not immediate),
             state.clock,
             coalesce=scenario.wire.flush == "due",
             outcome=call,

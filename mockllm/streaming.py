@@ -265,17 +265,22 @@ class ResponseSink:
     #: drains at the same size).
     HIGH_WATER = 0x10000
 
-    __slots__ = ("_chunked", "_transport", "request", "response")
+    __slots__ = ("_chunked", "_direct", "_transport", "request", "response")
 
-    def __init__(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
+    def __init__(
+        self, request: web.BaseRequest, response: web.StreamResponse, *, headers_sent: bool = True
+    ) -> None:
+        """``response`` is prepared; ``headers_sent``: its headers are on the wire already (else
+        aiohttp sends them with the first :meth:`write`, and :meth:`write_now` waits for that)."""
         self.request = request
         self.response = response
-        # aiohttp sends the headers in prepare(), which has run: the framing is known.
         self._chunked = response.headers.get(hdrs.TRANSFER_ENCODING) == "chunked"
+        self._direct = self._chunked and headers_sent
         self._transport = request.transport  # the request's property costs a lookup per call
 
     async def write(self, data: bytes) -> None:
         await self.response.write(data)
+        self._direct = self._chunked
 
     def write_now(self, data: bytes) -> bool:
         """Straight to the transport, in HTTP chunked framing as aiohttp would write it; only for
@@ -283,7 +288,7 @@ class ResponseSink:
         transport = self._transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client has gone away")
-        if not self._chunked or transport.get_write_buffer_size() > self.HIGH_WATER:
+        if not self._direct or transport.get_write_buffer_size() > self.HIGH_WATER:
             return False
         transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.selector_events
 import itertools
 import json
 import statistics
@@ -68,3 +70,25 @@ def test_a_slow_reader_gets_every_byte_and_the_server_waits_for_it(
     assert text == "".join(tokens)
     assert set(answers) == {True, False}  # both paths were taken
     assert server.calls.last.outcome == "completed"
+
+
+@pytest.mark.parametrize(("first_token", "together"), [("0s", True), ("200ms", False)])
+def test_headers_share_the_first_write_only_when_a_token_is_due_at_once(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch, first_token: str, together: bool
+) -> None:
+    """One send fewer per request when nothing is waited for; with a first-token delay the
+    headers still go out at once, on their own, as a real API's do."""
+    writes: list[bytes] = []
+    write = asyncio.selector_events._SelectorSocketTransport.write
+
+    def recording(self: asyncio.Transport, data: bytes) -> None:
+        writes.append(bytes(data))
+        write(self, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio.selector_events._SelectorSocketTransport, "write", recording)
+    server = serve({"reply": "ab", "timing": {"first_token": first_token, "per_token": "50ms"}})
+    response = rawhttp.post(f"{server.openai_base_url}/chat/completions", rawhttp.stream_body())
+    assert response.status == 200
+    head = [w for w in writes if w.startswith(b"HTTP/1.1 200")]
+    assert len(head) == 1
+    assert (b"data: " in head[0]) is together
