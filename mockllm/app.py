@@ -476,8 +476,10 @@ async def _stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
     head = list(itertools.islice(rest, 2))
     steps = itertools.chain(head, rest)
     opening = [step for step in head if not isinstance(step.event, Preamble)][:1]
-    immediate = bool(opening) and opening[0].deadline == 0 and isinstance(opening[0].event, Token)
-    response = StreamingResponse(scenario, default_type=reply.fmt.content_type, headers_with_body=immediate)
+    body_at_once = bool(opening) and opening[0].deadline == 0 and isinstance(opening[0].event, Token)
+    response = StreamingResponse(
+        scenario, default_type=reply.fmt.content_type, headers_with_body=body_at_once
+    )
     if scenario.wire.framing == "content-length":
         # The body is deterministic (and finite: the loader refuses a forever stall here), so
         # encoding it once without waiting gives its length.
@@ -491,7 +493,7 @@ async def _stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
         await play(
             steps,
             encoder,
-            ResponseSink(request, response, headers_sent=not immediate),
+            ResponseSink(request, response, headers_sent=not body_at_once),
             state.clock,
             coalesce=scenario.wire.flush == "due",
             outcome=call,

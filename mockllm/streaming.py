@@ -144,13 +144,6 @@ class _Player:
                 out.max_lateness = now - due
             event = step.event
             step = next(self.steps, None)
-            if type(event) is Token:  # flush: event
-                out.tokens_sent += 1
-                self.pending.append(self.encoder.encode(event))
-                if not self.coalesce:
-                    await self.flush()
-                    now = clock.now()
-                continue
             if isinstance(event, Close):
                 await self.flush()
                 out.outcome = event.outcome
@@ -162,7 +155,9 @@ class _Player:
                 await self.sink.hang()
                 return
             data = self.encoder.encode(event)
-            if isinstance(event, Fragment) and event.part == "tail" and isinstance(event.event, Token):
+            if type(event) is Token or (  # a token here: ``flush: event``
+                isinstance(event, Fragment) and event.part == "tail" and isinstance(event.event, Token)
+            ):
                 out.tokens_sent += 1
             if not data:
                 continue
@@ -180,10 +175,9 @@ class _Player:
         out.outcome = "completed"
         await self.sink.close("eof")
 
-    def _sent(self, size: int) -> None:
+    def _sent(self, size: int, now: float) -> None:
         # Recorded before writing: whoever reads the outcome once the bytes arrive sees them counted.
         out = self.out
-        now = self.clock.now()
         if out.first_byte is None:
             out.first_byte = now
         out.last_byte = now
@@ -193,7 +187,7 @@ class _Player:
         if self.pending:
             data = b"".join(self.pending)
             self.pending.clear()
-            self._sent(len(data))
+            self._sent(len(data), self.clock.now())
             await self.sink.write(data)
 
     async def _ticked(self, step: Step) -> Step | None:
@@ -244,11 +238,7 @@ class _Player:
                         handback.set_result(step)  # waiting for the drain
                         return
                     pending.clear()
-                    out = self.out
-                    if out.first_byte is None:  # _sent(), inlined: this is the hot path
-                        out.first_byte = now
-                    out.last_byte = now
-                    out.bytes_sent += len(data)
+                    self._sent(len(data), now)
                 self._next = step
                 self.clock.call_at(self.start + step.deadline, self._tick)
                 return
