@@ -209,7 +209,7 @@ class _Player:
         start, steps, out, pending = self.start, self.steps, self.out, self.pending
         encode, append = self.encoder.encode, pending.append
         tokens, worst = 0, out.max_lateness
-        room = limit - len(pending) if limit else -1
+        room = max(limit - len(pending), 1) if limit else -1  # -1: no limit
         while step is not None and type(step.event) is Token and tokens != room:
             late = now - (start + step.deadline)
             if late < 0:
