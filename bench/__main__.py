@@ -457,6 +457,7 @@ def table(report: dict[str, Any], plan: Plan) -> str:
         row(f"{label}: drift from request p50 %", m["drift_pct_p50"], c["drift_pct_p50"], "{:+.2f}")
         row(f"{label}: drift from request max %", m["drift_pct_max"], c["drift_pct_max"], "{:+.2f}")
         row(f"{label}: TTFB p50 ms", m["ttfb_ms_p50"], c["ttfb_ms_p50"], "{:.2f}")
+        row(f"{label}: TTFB max ms", m["ttfb_ms_max"], c["ttfb_ms_max"], "{:.2f}")
         row(f"{label}: server CPU %", m["server_cpu_pct"], c["server_cpu_pct"], "{:.0f}")
         row(f"{label}: client CPU %", m["client_cpu_pct"], c["client_cpu_pct"], "{:.0f}")
         row(f"{label}: complete streams", m["complete"], c["complete"], "{:.0f}")

@@ -71,16 +71,7 @@ def post(
     (or ``read_for`` seconds in all). ``stall``: a slow reader, with a 4 KB receive buffer, that
     reads nothing for that many seconds after sending the request."""
     parts = urlsplit(url)
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    lines = [
-        f"POST {parts.path} HTTP/1.1",
-        f"Host: {parts.netloc}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(content)}",
-        "Connection: close",
-        *(f"{k}: {v}" for k, v in (headers or {}).items()),
-    ]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + content
+    request = request_bytes(url, body, headers)
     reads: list[tuple[float, bytes]] = []
     ending: Ending = "fin"
     with socket.socket() as sock:
@@ -112,6 +103,21 @@ def post(
     raw = b"".join(data for _, data in reads)
     head, _, rest = raw.partition(b"\r\n\r\n")
     return RawResponse(head, rest, reads, ending)
+
+
+def request_bytes(url: str, body: dict[str, object] | bytes, headers: dict[str, str] | None = None) -> bytes:
+    """The bytes of a POST of ``body`` to ``url`` (``Connection: close``)."""
+    parts = urlsplit(url)
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    lines = [
+        f"POST {parts.path} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(content)}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + content
 
 
 def stream_body(model: str = "m") -> dict[str, object]:

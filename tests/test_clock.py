@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -96,3 +97,52 @@ async def test_manual_clock_runs_callbacks_at_their_deadline() -> None:
     clock.call_at(1000.25, lambda: seen.set_result(clock.now()))
     assert await seen == 1000.25
     assert clock.sleeps == [1000.25]
+
+
+async def test_run_due_runs_what_is_due_ahead_of_its_timer_and_only_once() -> None:
+    """A handler that keeps the loop busy (here: 20 ms without yielding) calls run_due: what is
+    due runs there and then, in order, what is not waits, and the timers run nothing twice."""
+    clock = LoopClock()
+    ran: list[str] = []
+    later = asyncio.get_running_loop().create_future()
+    start = clock.now()
+    clock.call_at(start + 0.002, lambda: ran.append("a"))
+    clock.call_at(start + 0.004, lambda: ran.append("b"))
+    clock.call_at(start + 0.5, lambda: later.set_result(ran.copy()))
+    time.sleep(0.02)  # the loop is busy: no timer can run
+    clock.run_due()
+    assert ran == ["a", "b"]
+    assert await later == ["a", "b"]
+    await asyncio.sleep(0.01)
+    assert ran == ["a", "b"]
+
+
+async def test_run_due_with_nothing_due_runs_nothing() -> None:
+    clock = LoopClock()
+    clock.run_due()  # nothing scheduled at all
+    ran = asyncio.get_running_loop().create_future()
+    clock.call_at(clock.now() + 0.05, lambda: ran.set_result(clock.now()))
+    clock.run_due()
+    assert not ran.done()
+    assert await ran > 0
+
+
+async def test_a_callback_for_a_tick_already_run_early_still_runs() -> None:
+    clock = LoopClock()
+    ran: list[str] = []
+    deadline = clock.now() + 0.001
+    clock.call_at(deadline, lambda: ran.append("first"))
+    time.sleep(0.005)
+    clock.run_due()
+    again = asyncio.get_running_loop().create_future()
+    clock.call_at(deadline, lambda: again.set_result(True))  # same tick, which has run
+    assert await again
+    assert ran == ["first"]
+
+
+async def test_manual_clock_run_due_does_not_move_time() -> None:
+    clock = ManualClock()
+    seen: list[float] = []
+    clock.call_at(1000.5, lambda: seen.append(clock.now()))
+    clock.run_due()
+    assert (clock.now(), seen) == (1000.0, [])

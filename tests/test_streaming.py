@@ -50,7 +50,9 @@ class RecordingSink:
             self.immediate_writes += 1
         return self.immediate
 
-    async def close(self, mode: CloseMode) -> None:
+    async def close(self, mode: CloseMode, last: bytes = b"") -> None:
+        if last:
+            self.record(last)
         self.closed = mode
 
     async def hang(self) -> None:

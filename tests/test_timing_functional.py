@@ -6,10 +6,15 @@ import asyncio
 import asyncio.selector_events
 import itertools
 import json
+import socket
 import statistics
+import threading
+import time
+from urllib.parse import urlsplit
 
 import pytest
 
+from mockllm.selection import ScenarioSet
 from mockllm.streaming import ResponseSink
 
 from . import rawhttp
@@ -92,3 +97,47 @@ def test_headers_share_the_first_write_only_when_a_token_is_due_at_once(
     head = [w for w in writes if w.startswith(b"HTTP/1.1 200")]
     assert len(head) == 1
     assert (b"data: " in head[0]) is together
+
+
+def test_a_playing_stream_keeps_its_pace_through_a_burst_of_requests(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio runs timers only between passes over its ready callbacks, and requests that arrive
+    together are one long pass of handlers. Here each burst request costs its handler 5 ms of CPU
+    (80 of them: 400 ms): the stream already playing keeps its 10 ms pace instead of stalling."""
+    pick = ScenarioSet.pick
+
+    def slow_pick(self: ScenarioSet, header: str | None, model: str | None) -> object:
+        if model == "burst":
+            end = time.perf_counter() + 0.005
+            while time.perf_counter() < end:
+                pass
+        return pick(self, header, model)
+
+    monkeypatch.setattr(ScenarioSet, "pick", slow_pick)
+    server = serve(
+        {"name": "paced", "reply": "x" * 100, "timing": {"per_token": "10ms"}},
+        {"name": "burst", "reply": "y"},
+    )
+    url = f"{server.openai_base_url}/chat/completions"
+    paced: list[rawhttp.RawResponse] = []
+    reader = threading.Thread(target=lambda: paced.append(rawhttp.post(url, rawhttp.stream_body("paced"))))
+    reader.start()
+    time.sleep(0.2)
+    address = urlsplit(url)
+    burst = [socket.create_connection((address.hostname, address.port)) for _ in range(80)]
+    for sock in burst:  # all sent before the server has handled the first
+        sock.sendall(rawhttp.request_bytes(url, rawhttp.stream_body("burst")))
+    reader.join(timeout=10)
+    for sock in burst:
+        sock.close()
+    arrivals = [at for at, data in paced[0].reads for _ in range(data.count(b'"content":"x"'))]
+    assert len(arrivals) == 100
+    # Stalled for the burst, the stream would be ~400 ms late. The server's own account (its
+    # tokens wait for at most one 5 ms handler) is tighter than what this client sees: its reader
+    # thread shares the GIL with the server's busy one, so a read waits up to a few switch
+    # intervals (5 ms each).
+    call = next(call for call in server.calls.wait() if call.scenario == "paced")
+    assert call.tokens_sent == 100
+    assert call.max_lateness < 0.03, call.max_lateness
+    assert max(b - a for a, b in itertools.pairwise(arrivals)) < 0.2
