@@ -92,8 +92,9 @@ class LoopClock:
     def run_due(self) -> None:
         loop = asyncio.get_running_loop()
         ticks = self._loops.get(loop)
-        if ticks is not None and ticks.order and ticks.order[0] * self.resolution <= loop.time():
-            self._run(loop, math.floor(loop.time() / self.resolution))
+        now = loop.time()
+        if ticks is not None and ticks.order and ticks.order[0] * self.resolution <= now:
+            self._run(loop, math.floor(now / self.resolution))
 
     def _run(self, loop: asyncio.AbstractEventLoop, last: int) -> None:
         """Run the ticks up to ``last``, in order; a tick's callbacks in the order they came."""
@@ -102,7 +103,7 @@ class LoopClock:
             return
         order, pending = ticks.order, ticks.pending
         while order and order[0] <= last:
-            # a callback scheduling a later tick meanwhile pushes one past ``last``: no loop here
+            # what a callback schedules is ahead of now, so in a tick after ``last``: this ends
             for callback in pending.pop(heapq.heappop(order)):
                 try:
                     callback()
