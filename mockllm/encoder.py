@@ -77,13 +77,13 @@ class EventEncoder(ABC):
         """The ``id:`` of the last event framed (0 before the first, or without event ids)."""
         return self._next_id
 
-    def data_frame(self) -> tuple[bytes, bytes] | None:
-        """What the framer writes before and after the data of an unnamed event, when that is the
-        same for every event (no ``id:`` counter), else None. A format uses it to send its most
-        frequent event, a text token, with one concatenation instead of the general path."""
+    def data_frame(self, name: str | None = None) -> tuple[bytes, bytes] | None:
+        """What the framer writes before and after the data of an event (named ``name``), when
+        that is the same for every event (no ``id:`` counter), else None. A format uses it to send
+        its most frequent event, a text token, with one concatenation instead of the general path."""
         if self.framer.event_ids:
             return None
-        head, tail = self.framer.event(_SLOT).split(_SLOT)
+        head, tail = self.framer.event(_SLOT, name=name).split(_SLOT)
         return head, tail
 
     @abstractmethod

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mockllm.encoder import EventEncoder
 from mockllm.events import KeepAlive, StreamError
 from mockllm.formats import FORMATS, ApiRequest, RequestError, StreamContext
 from mockllm.timeline import build_timeline
@@ -266,3 +267,28 @@ def test_prompt_tokens_rule_is_shared() -> None:
     assert {
         fmt: FORMATS[fmt].parse_request(body).prompt_tokens for fmt, body in counts.items()
     } == dict.fromkeys(counts, 2)
+
+
+@pytest.mark.parametrize("fmt", ["openai-chat", "anthropic"])
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {},
+        {"line_ending": "crlf"},
+        {"no_space": True},
+        {"event_ids": True},
+        {"line_ending": "cr", "bom": True},
+    ],
+    ids=["default", "crlf", "no_space", "event_ids", "cr_bom"],
+)
+def test_the_one_join_text_token_is_the_general_encoding(
+    fmt: str, wire: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text tokens skip the general path (payloads, dumps, framing) for a per-stream head and tail
+    around the escaped text; the bytes must be the same, whatever the wire options."""
+    texts = ["plain", 'quote " and \\ backslash', "line\nbreak\ttab", "字", "🙂", "\u2028", "\x00", " "]
+    scenario: dict[str, Any] = {"reply": texts, "wire": wire, "tool_calls": TOOL}
+    fast = stream(fmt, **scenario)
+    monkeypatch.setattr(EventEncoder, "data_frame", lambda self, name=None: None)
+    assert fast == stream(fmt, **scenario)
+    assert "🙂".encode() in fast

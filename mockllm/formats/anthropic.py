@@ -17,11 +17,11 @@ import json
 from typing import Any
 
 from ..encoder import EventEncoder, Payloads
-from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
+from ..events import Done, Event, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
 from . import ApiRequest, RequestError, StreamContext, WholeReply, count_prompt_tokens, register, tool_call_id
-from .fields import dumps, message_texts
+from .fields import dumps, json_string, message_texts
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -63,6 +63,16 @@ class AnthropicEncoder(EventEncoder):
         self.pinged = False
         self.block: str | None = None  # "text" or "tool_use" while a content block is open
         self.blocks = 0
+        self._delta_frame = self.data_frame("content_block_delta")
+        # While a text block is open (and event ids are off): a text token is (head, escaped text,
+        # tail), one join instead of the general path. The block's index is in the head.
+        self._text_frame: tuple[bytes, bytes] | None = None
+
+    def encode(self, event: Event) -> bytes:
+        frame = self._text_frame
+        if frame is not None and type(event) is Token and event.tool is None:
+            return b"".join((frame[0], json_string(event.text), frame[1]))
+        return super().encode(event)
 
     def natural_keepalive(self) -> bytes:
         return self._frame("ping", PING)
@@ -91,12 +101,17 @@ class AnthropicEncoder(EventEncoder):
         if self.block is None:
             return []
         self.block = None
+        self._text_frame = None
         self.blocks += 1
         return [self._event("content_block_stop", {"index": self.blocks - 1})]
 
     def _start_block(self, kind: str, content_block: dict[str, Any]) -> Payloads:
         out = self._close_block()
         self.block = kind
+        if kind == "text" and self._delta_frame is not None:
+            head, tail = self._delta_frame
+            opening = b'{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
+            self._text_frame = (head + opening % self.blocks, b"}}" + tail)
         out.append(self._event("content_block_start", {"index": self.blocks, "content_block": content_block}))
         if not self.pinged:
             self.pinged = True

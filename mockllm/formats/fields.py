@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -72,3 +73,10 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 def dumps(value: Any) -> str:
     """Compact JSON as the APIs send it, with non-ASCII text as raw UTF-8."""
     return _COMPACT.encode(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def json_string(text: str) -> bytes:
+    """A token's text as a JSON string, escaped once per distinct token (runes repeat: a reply of
+    10,000 runes has a few hundred distinct ones), not once per token sent."""
+    return dumps(text).encode()

@@ -16,7 +16,6 @@ Deliberate divergences from the real API:
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from ..encoder import EventEncoder, Payloads
@@ -32,15 +31,7 @@ from . import (
     register,
     tool_call_id,
 )
-from .fields import dumps, message_texts, optional, required
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def json_string(text: str) -> bytes:
-    """A token's text as a JSON string, escaped once per distinct token (runes repeat: a reply of
-    10,000 runes has a few hundred distinct ones), not once per token sent."""
-    return dumps(text).encode()
-
+from .fields import dumps, json_string, message_texts, optional, required
 
 _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Bad request.", "invalid_request_error", None),
