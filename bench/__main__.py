@@ -433,6 +433,23 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
 
 
+#: The table's rows for each N of the paced case: title, figure, format.
+PACED_ROWS = (
+    ("gap mean ms", "gap_ms_mean", "{:.2f}"),
+    ("gap p50 ms", "gap_ms_p50", "{:.2f}"),
+    ("gap p99 ms", "gap_ms_p99", "{:.2f}"),
+    ("pace drift p50 %", "pace_drift_pct_p50", "{:+.2f}"),
+    ("pace drift max %", "pace_drift_pct_max", "{:+.2f}"),
+    ("drift from request p50 %", "drift_pct_p50", "{:+.2f}"),
+    ("drift from request max %", "drift_pct_max", "{:+.2f}"),
+    ("TTFB p50 ms", "ttfb_ms_p50", "{:.2f}"),
+    ("TTFB max ms", "ttfb_ms_max", "{:.2f}"),
+    ("server CPU %", "server_cpu_pct", "{:.0f}"),
+    ("client CPU %", "client_cpu_pct", "{:.0f}"),
+    ("complete streams", "complete", "{:.0f}"),
+)
+
+
 def table(report: dict[str, Any], plan: Plan) -> str:
     mock, ceil = report["cases"]["mockllm"], report["cases"]["ceiling"]
     rows = [("figure", "mockllm", "ceiling", "ratio")]
@@ -449,18 +466,8 @@ def table(report: dict[str, Any], plan: Plan) -> str:
     for streams in plan.streams:
         m, c = mock[f"paced_{streams}"], ceil[f"paced_{streams}"]
         label = f"N={streams} @{plan.delay * 1000:g}ms"
-        row(f"{label}: gap mean ms", m["gap_ms_mean"], c["gap_ms_mean"], "{:.2f}")
-        row(f"{label}: gap p50 ms", m["gap_ms_p50"], c["gap_ms_p50"], "{:.2f}")
-        row(f"{label}: gap p99 ms", m["gap_ms_p99"], c["gap_ms_p99"], "{:.2f}")
-        row(f"{label}: pace drift p50 %", m["pace_drift_pct_p50"], c["pace_drift_pct_p50"], "{:+.2f}")
-        row(f"{label}: pace drift max %", m["pace_drift_pct_max"], c["pace_drift_pct_max"], "{:+.2f}")
-        row(f"{label}: drift from request p50 %", m["drift_pct_p50"], c["drift_pct_p50"], "{:+.2f}")
-        row(f"{label}: drift from request max %", m["drift_pct_max"], c["drift_pct_max"], "{:+.2f}")
-        row(f"{label}: TTFB p50 ms", m["ttfb_ms_p50"], c["ttfb_ms_p50"], "{:.2f}")
-        row(f"{label}: TTFB max ms", m["ttfb_ms_max"], c["ttfb_ms_max"], "{:.2f}")
-        row(f"{label}: server CPU %", m["server_cpu_pct"], c["server_cpu_pct"], "{:.0f}")
-        row(f"{label}: client CPU %", m["client_cpu_pct"], c["client_cpu_pct"], "{:.0f}")
-        row(f"{label}: complete streams", m["complete"], c["complete"], "{:.0f}")
+        for title, key, fmt in PACED_ROWS:
+            row(f"{label}: {title}", m[key], c[key], fmt)
     if plan.capacity:
         row(
             "capacity (streams, p99 ≤ +2 ms)",

@@ -14,8 +14,10 @@ block, the text so far), and the bytes of an event being written in two fragment
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from abc import ABC, abstractmethod
-from typing import Protocol
+from typing import Any, Protocol
 
 from .events import (
     Close,
@@ -44,6 +46,22 @@ BAD_UTF8 = b"\xff\xfe"
 #: A byte no JSON text holds unescaped: marks where a framer puts an event's data.
 _SLOT = b"\x00"
 
+#: One encoder for every call: ``json.dumps`` with options builds a new one each time, which is
+#: most of its cost on the small objects of a stream's chunks.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON as the APIs send it, with non-ASCII text as raw UTF-8."""
+    return _COMPACT.encode(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def json_string(text: str) -> bytes:
+    """A token's text as a JSON string, escaped once per distinct token (runes repeat: a reply of
+    10,000 runes has a few hundred distinct ones), not once per token sent."""
+    return dumps(text).encode()
+
 
 class Framer(Protocol):
     """How events are framed on the wire (SSE fields, or one JSON object per line)."""
@@ -71,6 +89,10 @@ class EventEncoder(ABC):
         self.framer = framer
         self._next_id = 0
         self._fragment: tuple[Event, bytes] | None = None
+        # Set by a format (see :meth:`data_frame`) while a text token's bytes are fixed around its
+        # text: (head of the stream's first token, head of the others, tail). A text token is then
+        # one join of a head, the escaped text and the tail instead of the general path.
+        self._text_frame: tuple[bytes, bytes, bytes] | None = None
 
     @property
     def last_id(self) -> int:
@@ -95,6 +117,9 @@ class EventEncoder(ABC):
         return self.framer.keepalive(None)
 
     def encode(self, event: Event) -> bytes:
+        frame = self._text_frame
+        if frame is not None and type(event) is Token and event.tool is None:  # the hot path
+            return b"".join((frame[0] if event.first else frame[1], json_string(event.text), frame[2]))
         match event:
             case Preamble():
                 return self.framer.preamble()

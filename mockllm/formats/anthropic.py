@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..encoder import EventEncoder, Payloads
-from ..events import Done, Event, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
+from ..encoder import EventEncoder, Payloads, dumps
+from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
 from . import ApiRequest, RequestError, StreamContext, WholeReply, count_prompt_tokens, register, tool_call_id
-from .fields import dumps, json_string, message_texts
+from .fields import message_texts
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -64,15 +64,6 @@ class AnthropicEncoder(EventEncoder):
         self.block: str | None = None  # "text" or "tool_use" while a content block is open
         self.blocks = 0
         self._delta_frame = self.data_frame("content_block_delta")
-        # While a text block is open (and event ids are off): a text token is (head, escaped text,
-        # tail), one join instead of the general path. The block's index is in the head.
-        self._text_frame: tuple[bytes, bytes] | None = None
-
-    def encode(self, event: Event) -> bytes:
-        frame = self._text_frame
-        if frame is not None and type(event) is Token and event.tool is None:
-            return b"".join((frame[0], json_string(event.text), frame[1]))
-        return super().encode(event)
 
     def natural_keepalive(self) -> bytes:
         return self._frame("ping", PING)
@@ -108,10 +99,11 @@ class AnthropicEncoder(EventEncoder):
     def _start_block(self, kind: str, content_block: dict[str, Any]) -> Payloads:
         out = self._close_block()
         self.block = kind
-        if kind == "text" and self._delta_frame is not None:
+        if kind == "text" and self._delta_frame is not None:  # text tokens: one join while it is open
             head, tail = self._delta_frame
             opening = b'{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
-            self._text_frame = (head + opening % self.blocks, b"}}" + tail)
+            head += opening % self.blocks
+            self._text_frame = (head, head, b"}}" + tail)
         out.append(self._event("content_block_start", {"index": self.blocks, "content_block": content_block}))
         if not self.pinged:
             self.pinged = True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import Any
 
 from . import RequestError
@@ -63,20 +61,3 @@ def json_object(body: Any) -> dict[str, Any]:
 def stream_flag(body: dict[str, Any], default: bool = False) -> bool:
     flag: bool = optional(body, "stream", bool, "a boolean", default)
     return flag
-
-
-#: One encoder for every call: ``json.dumps`` with options builds a new one each time, which is
-#: most of its cost on the small objects of a stream's chunks.
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON as the APIs send it, with non-ASCII text as raw UTF-8."""
-    return _COMPACT.encode(value)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def json_string(text: str) -> bytes:
-    """A token's text as a JSON string, escaped once per distinct token (runes repeat: a reply of
-    10,000 runes has a few hundred distinct ones), not once per token sent."""
-    return dumps(text).encode()

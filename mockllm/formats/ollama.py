@@ -19,12 +19,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..encoder import EventEncoder, Payloads
+from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..ndjson import NDJSONFramer
 from ..scenario import Scenario
 from . import ApiRequest, RequestError, StreamContext, WholeReply, count_prompt_tokens, register
-from .fields import dumps, message_texts
+from .fields import message_texts
 
 NS = 1_000_000_000
 DONE_REASONS = {

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..encoder import EventEncoder, Payloads
-from ..events import Done, Event, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
+from ..encoder import EventEncoder, Payloads, dumps, json_string
+from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
 from . import (
@@ -31,7 +31,7 @@ from . import (
     register,
     tool_call_id,
 )
-from .fields import dumps, json_string, message_texts, optional, required
+from .fields import message_texts, optional, required
 
 _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Bad request.", "invalid_request_error", None),
@@ -82,19 +82,13 @@ class OpenAIChatEncoder(EventEncoder):
         self._role_content = (choice + '"role":"assistant","content":').encode()
         self._content_end = ('},"logprobs":null,"finish_reason":null}]' + self._usage_null + "}").encode()
         frame = self.data_frame()
-        self._text_frame = None
-        if frame is not None:  # a text token is then (head, escaped text, tail): no dispatch
+        if frame is not None:  # text tokens: one join (see EventEncoder.encode)
+            before, after = frame
             self._text_frame = (
-                frame[0] + self._content,
-                frame[0] + self._role_content,
-                self._content_end + frame[1],
+                before + self._role_content,
+                before + self._content,
+                self._content_end + after,
             )
-
-    def encode(self, event: Event) -> bytes:
-        if type(event) is Token and self._text_frame is not None and event.tool is None:
-            head, first_head, tail = self._text_frame
-            return b"".join((first_head if event.first else head, json_string(event.text), tail))
-        return super().encode(event)
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         return self._choice + dumps(delta)[1:-1].encode() + self._content_end

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..encoder import EventEncoder, Payloads
+from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
 from . import ApiRequest, StreamContext, WholeReply, count_prompt_tokens, register, tool_call_id
-from .fields import dumps, json_object, message_texts, optional, required, stream_flag
+from .fields import json_object, message_texts, optional, required, stream_flag
 from .openai_chat import OpenAIChat
 
 
