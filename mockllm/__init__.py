@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .app import STATE, create_app
+    from .app import create_app
     from .calls import Call, CallLog
     from .errors import MockLLMError, Problem, ScenarioError, ScenarioNotFound
     from .loader import default_scenarios, load_scenarios, parse_scenarios, scenario_from_dict
     from .scenario import Scenario, Timing, Wire
     from .server import MockLLMServer
+    from .state import STATE
     from .testing import MockLLM
 
 _WHERE = {
-    "STATE": "app",
+    "STATE": "state",
     "Call": "calls",
     "CallLog": "calls",
     "MockLLM": "testing",

@@ -23,12 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import STATE, dumps
 from .calls import CallLog
 from .errors import MockLLMError, ScenarioError
 from .loader import parse_scenarios
 from .scenario import Scenario
 from .selection import ScenarioSet
+from .state import STATE, dumps
 
 PREFIX = "/_mockllm"
 

@@ -15,12 +15,13 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from .app import STATE, Options, ServerState, create_app
+from .app import create_app
 from .calls import CallLog
 from .errors import MockLLMError
 from .loader import default_scenarios, load_scenarios, parse_scenarios, scenario_from_dict
 from .scenario import Scenario
 from .selection import ScenarioSet
+from .state import STATE, Options, ServerState
 from .testing import ScenarioSource
 
 T = TypeVar("T")

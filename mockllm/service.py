@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .app import STATE, Options
 from .errors import MockLLMError, ScenarioError
 from .loader import SCENARIO_SUFFIXES, load_scenarios
 from .logs import LogFormat, configure
 from .scenario import Scenario
 from .selection import ScenarioSet
 from .server import MockLLMServer, Server, bind, resolve_scenarios
+from .state import STATE, Options
 
 log = logging.getLogger("mockllm")
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from mockllm import MockLLMServer
-from mockllm.app import Options
 from mockllm.loader import load_scenarios
+from mockllm.state import Options
 
 from .conftest import ROOT, SCENARIOS, make_scenario
 from .test_readme import EXAMPLES

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from mockllm.app import Options
+from mockllm.state import Options
 
 from .conftest import Serve
 

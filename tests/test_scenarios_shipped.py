@@ -115,7 +115,7 @@ def read_with_httpx_sse(server: MockLLMServer, name: str) -> int | type[BaseExce
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_clients_see_what_the_scenario_promises(pack: MockLLMServer, name: str) -> None:
-    pack.server.app[__import__("mockllm.app").app.STATE].scenarios.reset_counters()
+    pack.server.app[__import__("mockllm.state").state.STATE].scenarios.reset_counters()
     expected_sdk, expected_sse = EXPECTED[name]
     seen = read_with_openai(pack, name)
     assert seen.text == expected_sdk.text

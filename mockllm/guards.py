@@ -1,0 +1,186 @@
+"""The middlewares and response hooks every request passes through, outermost first.
+
+- :func:`record`: the call log and the access log (every call to the mocked API, not
+  ``/healthz`` or the control API); runs the clock's due ticks as each request starts and ends.
+- :func:`json_errors`: aiohttp's HTML errors (404, 405, 413) and handler bugs (500) become JSON
+  in the API's shape, never an HTML page or a traceback. A bug is logged and kept in
+  ``ServerState.errors`` so the pytest fixture can fail the test that caused it.
+- :func:`preflight` and :func:`cors_headers` (with ``--cors``): browsers.
+- :func:`auth`: ``--api-key`` on the LLM endpoints, ``--control-token`` on the control API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from .calls import REJECTED, Call
+from .formats import FORMATS, WireFormat
+from .selection import HEADER
+from .state import CALL, STATE, Handler
+
+log = logging.getLogger("mockllm")
+access_log = logging.getLogger("mockllm.access")
+#: Paths that are not calls to the mocked API, and so are not logged.
+UNLOGGED = ("/healthz", "/_mockllm/")
+
+
+@web.middleware
+async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log every call to the mocked API; the handler fills in what it learns."""
+    state = request.app[STATE]
+    state.clock.run_due()  # the streams already playing keep their pace through a burst of requests
+    if request.path.startswith(UNLOGGED):
+        return await handler(request)
+    call = Call(
+        method=request.method,
+        path=request.path,
+        headers=dict(request.headers),
+        started=state.clock.now(),
+    )
+    state.calls.append(call)
+    request[CALL] = call
+    try:
+        response = await handler(request)
+    except BaseException:
+        call.outcome = "client-disconnected" if call.outcome == "started" else call.outcome
+        call.finish(state.clock.now())
+        _log_call(call)
+        raise
+    if call.status is None:
+        call.status = response.status
+        call.response_headers = dict(response.headers)
+    if call.outcome == "started":
+        call.outcome = REJECTED if response.status >= 400 else "completed"
+    call.finish(state.clock.now())
+    _log_call(call)
+    state.clock.run_due()
+    return response
+
+
+def _log_call(call: Call) -> None:
+    """One line per call: method, path, scenario, status, outcome, tokens, duration."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    duration = (call.ended or call.started) - call.started
+    fields = {
+        "method": call.method,
+        "path": call.path,
+        "scenario": call.scenario,
+        "format": call.format,
+        "status": call.status,
+        "outcome": call.outcome,
+        "tokens": call.tokens_sent,
+        "duration": round(duration, 4),
+        "late": round(call.max_lateness, 4),
+    }
+    text = (
+        f"{call.method} {call.path} scenario={call.scenario or '-'} status={call.status} "
+        f"outcome={call.outcome} tokens={call.tokens_sent} duration={duration:.3f}s"
+        + (f" late={call.max_lateness * 1000:.1f}ms" if call.max_lateness > 0.002 else "")
+    )
+    access_log.info(text, extra={"fields": fields})
+
+
+def error_response(fmt: WireFormat, status: int, message: str, **fields: Any) -> web.Response:
+    fields.setdefault("type", "server_error" if status >= 500 else "invalid_request_error")
+    fields.setdefault("param", None)
+    fields.setdefault("code", None)
+    return web.json_response(fmt.error_body(status, message, **fields), status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn aiohttp's HTML errors (unknown path, wrong method, body too large) into API JSON."""
+    fmt = FORMATS["openai-chat"]
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            message = f"Invalid URL ({request.method} {request.path})"
+        elif exc.status == 405:
+            message = f"Method {request.method} is not allowed for {request.path}"
+        elif exc.status == 413:
+            limit = request.app[STATE].options.max_body
+            message = f"The request body is too large: the limit is {limit} bytes."
+        else:
+            message = exc.text or exc.reason
+        return error_response(fmt, exc.status, message)
+    except Exception as exc:  # a bug in mockllm: answer, log, and keep it for the test to see
+        log.exception("mockllm: handler for %s %s failed", request.method, request.path)
+        request.app[STATE].errors.append(exc)
+        return error_response(fmt, 500, f"mockllm internal error: {exc!r}", code="mockllm_internal_error")
+
+
+async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
+    """With several worker processes, every response says which one answered."""
+    response.headers["X-Mockllm-Worker"] = str(os.getpid())
+
+
+# -- browsers ---------------------------------------------------------------------------------------
+
+
+async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """CORS headers on every response to an allowed origin: streams and errors too (a browser
+    hides the body of an error response that lacks them)."""
+    allowed = request.app[STATE].options.cors
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return
+    if "*" in allowed:
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
+    elif origin in allowed:
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+        response.headers.add(hdrs.VARY, "Origin")
+    else:
+        return
+    response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = HEADER
+
+
+@web.middleware
+async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a CORS preflight (before the API-key check: browsers send no credentials on it)."""
+    if request.method == "OPTIONS" and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+        headers = {
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, OPTIONS",
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, ""),
+            hdrs.ACCESS_CONTROL_MAX_AGE: "600",
+        }
+        return web.Response(status=204, headers=headers)
+    return await handler(request)
+
+
+#: The paths that take the mocked APIs' credentials.
+API_PATHS = {fmt.path: fmt for fmt in FORMATS.values()} | {"/v1/models": FORMATS["openai-chat"]}
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With ``--api-key``, the LLM endpoints answer a wrong or missing key with a 401 in their
+    API's shape (so clients' auth-error handling can be tested); the control API has its own
+    token."""
+    options = request.app[STATE].options
+    fmt = API_PATHS.get(request.path)
+    if fmt is not None and options.api_key is not None:
+        bearer = request.headers.get(hdrs.AUTHORIZATION, "").removeprefix("Bearer ").strip()
+        if options.api_key not in (bearer, request.headers.get("x-api-key")):
+            message, kind, code = fmt.default_error(401)
+            return web.json_response(
+                fmt.error_body(401, message, type=kind, param=None, code=code), status=401
+            )
+    token = options.control_token
+    if (
+        request.path.startswith("/_mockllm/")
+        and token is not None
+        and request.headers.get(hdrs.AUTHORIZATION) != f"Bearer {token}"
+    ):
+        return web.json_response(
+            {"error": {"message": "The control API needs Authorization: Bearer <control token>."}},
+            status=401,
+        )
+    return await handler(request)

@@ -1,0 +1,248 @@
+"""The answer to one completion request, once its scenario is chosen: the ``sequence`` step and
+``first_byte`` wait (:func:`begin`), a scripted HTTP status, a stream (:func:`stream`, with
+:func:`resume` for an EventSource reconnect) or a whole non-streaming body (:func:`whole`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from .calls import FAULT_STATUS, Call
+from .events import Close, Hang, Malformed, Preamble, Step, StreamError, Token, ToolCallEnd
+from .formats import ApiRequest, RequestError, StreamContext, StreamEncoder, WholeReply, WireFormat
+from .guards import error_response
+from .scenario import Scenario, ToolCall
+from .selection import HEADER
+from .state import STATE, ServerState, dumps
+from .streaming import ResponseSink, play
+from .timeline import build_timeline, stream_timeline
+
+log = logging.getLogger("mockllm")
+
+
+async def begin(
+    request: web.Request, fmt: WireFormat, chosen: Scenario, call: Call
+) -> Scenario | web.Response:
+    """The step of ``chosen`` this call plays (the next of a ``sequence``), once its
+    ``first_byte`` delay has passed; or, for a step with a ``status``, the response to send."""
+    state = request.app[STATE]
+    call.scenario = chosen.name
+    scenario = state.scenarios.next_step(chosen)
+    if scenario.first_byte:
+        clock = state.clock
+        await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
+    if scenario.status is not None:
+        call.outcome = FAULT_STATUS
+        return status_response(fmt, scenario)
+    return scenario
+
+
+@dataclass
+class Reply:
+    """Everything the answer to one completion request is made from."""
+
+    request: web.Request
+    state: ServerState
+    fmt: WireFormat
+    scenario: Scenario
+    api_request: ApiRequest
+    context: StreamContext
+    call: Call
+
+    @classmethod
+    def build(
+        cls, request: web.Request, fmt: WireFormat, scenario: Scenario, api_request: ApiRequest, call: Call
+    ) -> Reply:
+        """A reply with a fresh response id, created now, naming the scenario's model if it has one."""
+        state = request.app[STATE]
+        context = StreamContext(
+            id=f"{fmt.id_prefix}{next(state.ids)}",
+            created=int(state.clock.wall()),
+            model=scenario.model or api_request.model,
+        )
+        return cls(request, state, fmt, scenario, api_request, context, call)
+
+    def encoder(self) -> StreamEncoder:
+        return self.fmt.stream_encoder(self.scenario, self.api_request, self.context)
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RequestError(
+            400,
+            "We could not parse the JSON body of your request. The API expects a JSON payload, "
+            "but what was sent was not valid JSON.",
+            code="invalid_json",
+        ) from None
+
+
+def status_response(fmt: WireFormat, scenario: Scenario) -> web.Response:
+    status = scenario.status
+    assert status is not None
+    headers = dict(scenario.headers)
+    if scenario.body is None:
+        message, kind, code = fmt.default_error(status)
+        return web.json_response(
+            fmt.error_body(status, message, type=kind, param=None, code=code),
+            status=status,
+            headers=headers,
+        )
+    if isinstance(scenario.body, str):
+        headers.setdefault(hdrs.CONTENT_TYPE, "text/plain; charset=utf-8")
+        return web.Response(text=scenario.body, status=status, headers=headers)
+    return web.json_response(scenario.body, status=status, headers=headers)
+
+
+class StreamingResponse(web.StreamResponse):
+    """A stream response that can also be close-delimited or have no Content-Type.
+
+    aiohttp's StreamResponse always chunks an HTTP/1.1 body of unknown length. For
+    ``framing: close-delimited`` we turn off its length check (as aiohttp's own WebSocketResponse
+    does), so the body is written raw and ends at FIN. For ``content_type: ""`` the Content-Type
+    aiohttp would default to ``application/octet-stream`` is removed.
+    """
+
+    def __init__(self, scenario: Scenario, *, default_type: str, headers_with_body: bool = False) -> None:
+        super().__init__(status=200)
+        # aiohttp sends the headers in prepare(), a write of their own; when the first body bytes
+        # are due at once anyway, they share it (one send fewer per request, same bytes).
+        self._send_headers_immediately = not headers_with_body
+        wire = scenario.wire
+        self._omit_type = wire.content_type == ""
+        if not self._omit_type:
+            self.headers[hdrs.CONTENT_TYPE] = wire.content_type or default_type
+        self.headers[hdrs.CACHE_CONTROL] = "no-cache"
+        self.headers[HEADER] = scenario.name
+        self.headers.extend(scenario.headers)
+        if wire.framing == "close-delimited":
+            self._length_check = False
+            self.force_close()
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        if self._omit_type:
+            self._headers.popall(hdrs.CONTENT_TYPE, None)
+
+
+async def stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
+    request, state, scenario, call = reply.request, reply.state, reply.scenario, reply.call
+    steps: Iterable[Step] = stream_timeline(scenario, time_scale=state.time_scale)
+    encoder = reply.encoder()
+    if resume_after:
+        resumed = resume(steps, encoder, resume_after)
+        if resumed is None:
+            call.status = 204
+            call.outcome = "ended"  # nothing after that event: an EventSource stops reconnecting
+            return web.Response(status=204)
+        steps = resumed
+    # Headers wait for the body only if a token is due at once (the preamble aside): never
+    # before a stall, a hang or a disconnect at the start, which the client sees after them.
+    rest = iter(steps)
+    head = list(itertools.islice(rest, 2))
+    steps = itertools.chain(head, rest)
+    opening = [step for step in head if not isinstance(step.event, Preamble)][:1]
+    body_at_once = bool(opening) and opening[0].deadline == 0 and isinstance(opening[0].event, Token)
+    response = StreamingResponse(
+        scenario, default_type=reply.fmt.content_type, headers_with_body=body_at_once
+    )
+    if scenario.wire.framing == "content-length":
+        # The body is deterministic (and finite: the loader refuses a forever stall here), so
+        # encoding it once without waiting gives its length.
+        steps = list(steps)
+        counter = copy.deepcopy(encoder)
+        response.content_length = sum(len(counter.encode(step.event)) for step in steps)
+    call.status = response.status
+    call.response_headers = dict(response.headers)
+    await response.prepare(request)
+    try:
+        await play(
+            steps,
+            encoder,
+            ResponseSink(request, response, headers_sent=not body_at_once),
+            state.clock,
+            coalesce=scenario.wire.flush == "due",
+            outcome=call,
+        )
+    except Exception as exc:  # a bug: the headers are sent, so all we can do is keep it and hang up
+        log.exception("mockllm: stream of scenario %r failed", scenario.name)
+        state.errors.append(exc)
+        call.outcome = "server-error"
+        if request.transport is not None:
+            request.transport.close()
+    return response
+
+
+def resume(steps: Iterable[Step], encoder: StreamEncoder, after: int) -> list[Step] | None:
+    """The steps that follow event id ``after``, re-timed to start at once, with ``encoder``
+    having consumed the ones before (so ids and stream state continue); None if none follows.
+    Faults before the resume point (the disconnect that caused the reconnect) are not repeated."""
+    iterator = iter(steps)
+    for step in iterator:
+        data = encoder.encode(step.event)
+        if encoder.last_id > after:
+            start = step.deadline
+            first = Step(0.0, Malformed("raw", step.event, raw=data))  # already encoded: sent as is
+            rest = [Step(max(0.0, later.deadline - start), later.event) for later in iterator]
+            return [first, *rest]
+    return None
+
+
+async def whole(reply: Reply) -> web.StreamResponse:
+    """A non-streaming response: the whole reply after the scenario's total time.
+
+    Faults keep their meaning where one exists without a stream: stalls add time, ``error_event``
+    becomes an HTTP 500 with that error, ``fin``/``mid-event``/``reset`` drop the connection
+    without a response, ``truncate`` returns the text so far with ``finish_reason: length``, and
+    ``stall: forever`` never answers. Byte-level faults (malformed lines, splits) do not apply.
+    """
+    request, state, scenario, fmt, call = (reply.request, reply.state, reply.scenario, reply.fmt, reply.call)
+    text: list[str] = []
+    tokens = 0
+    tool_calls: list[ToolCall] = []
+    finish = scenario.finish_reason
+    end: StreamError | Hang | Close | None = None
+    deadline = 0.0
+    for step in build_timeline(scenario, time_scale=state.time_scale, streaming=False):
+        deadline = step.deadline
+        event = step.event
+        if isinstance(event, Token):
+            tokens += 1
+            if event.tool is None:
+                text.append(event.text)
+        elif isinstance(event, ToolCallEnd):
+            tool_calls.append(ToolCall(event.name, event.arguments, event.id))
+        elif isinstance(event, StreamError | Hang):
+            end = event
+            break
+        elif isinstance(event, Close):
+            if event.outcome != "completed":
+                end = event
+                finish = "length"
+            break
+    clock = state.clock
+    await clock.sleep_until(clock.now() + deadline)
+    call.tokens_sent = tokens
+    if isinstance(end, Hang):
+        call.outcome = "fault:stall-forever"
+        await ResponseSink(request, web.StreamResponse()).hang()
+    if isinstance(end, StreamError):
+        call.outcome = "fault:error_event"
+        return error_response(fmt, 500, end.message, type=end.type, code=end.code)
+    if isinstance(end, Close):
+        call.outcome = end.outcome
+        if end.mode != "eof":
+            await ResponseSink(request, web.StreamResponse()).close(end.mode)
+            return web.Response(status=500)  # never reaches the client: its connection is gone
+    whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls))
+    body = fmt.response_body(reply.api_request, reply.context, whole)
+    return web.json_response(body, dumps=dumps)

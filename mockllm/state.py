@@ -1,0 +1,65 @@
+"""What a running server knows and how it was set up, kept on the application under :data:`STATE`.
+
+Every other server module reads it from here, so the routes (:mod:`mockllm.app`), the guards
+(:mod:`mockllm.guards`), the replies (:mod:`mockllm.replies`) and the control API import this
+module and not each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .calls import Call, CallLog
+from .clock import Clock, LoopClock
+from .selection import ScenarioSet
+
+#: Large enough for long conversations; beyond it a request gets a 413 in the API's shape.
+MAX_BODY = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a server is set up, beyond its scenarios."""
+
+    #: Clients must present this key (``Authorization: Bearer`` or ``x-api-key``), else 401.
+    api_key: str | None = None
+    #: Serve the control API under ``/_mockllm/``.
+    control: bool = True
+    #: The control API requires ``Authorization: Bearer <token>``.
+    control_token: str | None = None
+    max_body: int = MAX_BODY
+    #: Origins allowed to call the LLM endpoints from a browser (``*`` for any); empty: no CORS.
+    cors: tuple[str, ...] = ()
+    #: What ``GET /_mockllm/config`` shows besides the live values (no secrets).
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServerState:
+    """Everything a running server knows, kept on the application under :data:`STATE`."""
+
+    scenarios: ScenarioSet
+    clock: Clock = field(default_factory=LoopClock)
+    time_scale: float = 1.0
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    calls: CallLog = field(default_factory=CallLog)
+    #: Exceptions raised by handlers (bugs), oldest first, with their tracebacks.
+    errors: list[BaseException] = field(default_factory=list)
+    #: Clock time the call log's JSON times are relative to.
+    epoch: float = 0.0
+    options: Options = field(default_factory=Options)
+
+
+STATE = web.AppKey("mockllm_state", ServerState)
+CALL = web.RequestKey("mockllm_call", Call)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
