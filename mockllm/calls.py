@@ -35,6 +35,11 @@ class Outcome:
     last_byte: float | None = None
     #: The most any write went out after its deadline: the loop could not keep up.
     max_lateness: float = 0.0
+    #: Seconds the stream's writes waited for the client to read (a slow or stuck reader), not
+    #: counting a wait still under way (see :attr:`blocked_since`).
+    backpressure_wait: float = 0.0
+    #: When the write under way began, while one waits for the client to read.
+    blocked_since: float | None = None
 
 
 #: One condition for every call to wait on: an Event per call would keep a lock and a condition
@@ -104,8 +109,14 @@ class Call(Outcome):
             return None
         return self.ended - (self.last_byte if self.last_byte is not None else self.started)
 
-    def to_dict(self, epoch: float = 0.0) -> dict[str, Any]:
-        """JSON-ready, with times in seconds since ``epoch``."""
+    def waited(self, now: float) -> float:
+        """Seconds the stream has waited for the client to read, a wait under way included."""
+        blocked = self.blocked_since
+        return self.backpressure_wait + (now - blocked if blocked is not None else 0.0)
+
+    def to_dict(self, epoch: float = 0.0, now: float | None = None) -> dict[str, Any]:
+        """JSON-ready, with times in seconds since ``epoch``; ``now`` counts a write's wait for
+        the reader that is still under way into ``backpressure_wait``."""
 
         def rel(t: float | None) -> float | None:
             return None if t is None else round(t - epoch, 6)
@@ -130,6 +141,7 @@ class Call(Outcome):
             "last_byte": rel(self.last_byte),
             "ended": rel(self.ended),
             "max_lateness": round(self.max_lateness, 6),
+            "backpressure_wait": round(self.waited(now) if now is not None else self.backpressure_wait, 6),
             "finished": self.finished,
         }
 
@@ -181,8 +193,8 @@ class CallLog:
             call.wait(timeout)
         return self
 
-    def to_list(self, epoch: float = 0.0) -> list[dict[str, Any]]:
-        return [call.to_dict(epoch) for call in self]
+    def to_list(self, epoch: float = 0.0, now: float | None = None) -> list[dict[str, Any]]:
+        return [call.to_dict(epoch, now) for call in self]
 
     # -- what the client did about faults ---------------------------------------------------------
 

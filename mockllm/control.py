@@ -49,7 +49,7 @@ def describe(scenario: Scenario) -> dict[str, Any]:
         "description": scenario.description,
         "source": scenario.source,
         "reply": scenario.reply_text,
-        "tokens": len(scenario.stream_tokens),
+        "tokens": scenario.stream_token_count,
         "tool_calls": [call.name for call in scenario.tool_calls],
         "faults": [fault.key for fault in scenario.faults],
         "status": scenario.status,
@@ -93,7 +93,8 @@ async def reset(request: web.Request) -> web.Response:
 
 async def get_calls(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response({"calls": state.calls.to_list(state.epoch)}, dumps=dumps)
+    calls = state.calls.to_list(state.epoch, state.clock.now())
+    return web.json_response({"calls": calls}, dumps=dumps)
 
 
 async def delete_calls(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ Adding a fault means one class here, decorated with ``@register("key")``, its ke
 from __future__ import annotations
 
 import codecs
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,11 @@ class Fault(ABC):
         """Nothing after this fault is sent."""
         return False
 
+    def max_steps(self) -> float:
+        """The most steps :meth:`fire` can emit (``math.inf``: endless), so the timeline knows
+        without building it whether it is short enough to share."""
+        return 2
+
     @property
     def cuts(self) -> bool:
         """The fault splits its token's bytes; two such faults cannot share a token."""
@@ -109,6 +115,13 @@ class Stall(Fault):
     @property
     def ends_stream(self) -> bool:
         return self.duration is None
+
+    def max_steps(self) -> float:
+        if self.keepalive_every is None:
+            return 2
+        if self.duration is None:
+            return math.inf
+        return 2 + self.duration / self.keepalive_every
 
     def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
         start = cursor.time

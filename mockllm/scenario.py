@@ -7,6 +7,7 @@ from a file, a mapping or YAML text.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -100,10 +101,21 @@ class Scenario:
     def stream_tokens(self) -> tuple[tuple[int | None, str], ...]:
         """Every token of a stream in order, as ``(tool call index or None, text)``: the reply's
         tokens, then each tool call's argument fragments. A fault's ``at`` indexes this."""
-        text: list[tuple[int | None, str]] = [(None, token) for token in self.tokens]
+        return tuple((tool, text) for tool, group in self.token_groups() for text in group)
+
+    def token_groups(self) -> Iterator[tuple[int | None, tuple[str, ...]]]:
+        """:attr:`stream_tokens` as runs that share a tool call index, without copying them
+        (the reply's tokens are the scenario's own tuple): what a stream walks."""
+        if self.tokens:
+            yield None, self.tokens
         for index, call in enumerate(self.tool_calls):
-            text += [(index, fragment) for fragment in call.fragments(self.token_mode)]
-        return tuple(text)
+            fragments = call.fragments(self.token_mode)
+            if fragments:
+                yield index, fragments
+
+    @property
+    def stream_token_count(self) -> int:
+        return sum(len(group) for _, group in self.token_groups())
 
     def step(self, n: int) -> Scenario:
         """The scenario that answers this scenario's ``n``-th request (0-based).

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -32,6 +32,8 @@ from .formats import StreamEncoder
 #: The most events one write carries: a long run due at once (zero delay) goes out in writes of
 #: about 50 KB, so the client reads the first while the next is encoded.
 BATCH = 256
+#: A write that took longer than this waited for the reader (one that did not takes microseconds).
+WAITED = 0.001
 
 
 class Sink(Protocol):
@@ -141,7 +143,8 @@ class _Player:
             if self.coalesce and type(step.event) is Token:  # the hot path: most steps are tokens
                 step = self._take_due(step, now, limit=BATCH)
                 if len(self.pending) >= BATCH:  # a long run due at once: the client can start
-                    await self.flush()  # reading while the rest is encoded
+                    await self.flush()  # reading while the rest is encoded,
+                    await asyncio.sleep(0)  # and the other streams' ticks and requests run
                 continue
             if now - due > out.max_lateness:
                 out.max_lateness = now - due
@@ -149,7 +152,7 @@ class _Player:
             step = next(self.steps, None)
             if isinstance(event, Close):
                 out.outcome = event.outcome
-                await self.sink.close(event.mode, self._take())
+                await self._waiting(self.sink.close(event.mode, self._take()))
                 return
             if isinstance(event, Hang):
                 await self.flush()
@@ -174,7 +177,7 @@ class _Player:
                     await self.flush()
                     now = clock.now()
         out.outcome = "completed"
-        await self.sink.close("eof", self._take())
+        await self._waiting(self.sink.close("eof", self._take()))
 
     def _sent(self, size: int, now: float) -> None:
         # Recorded before writing: whoever reads the outcome once the bytes arrive sees them counted.
@@ -195,7 +198,20 @@ class _Player:
 
     async def flush(self) -> None:
         if self.pending:
-            await self.sink.write(self._take())
+            await self._waiting(self.sink.write(self._take()))
+
+    async def _waiting(self, write: Awaitable[None]) -> None:
+        """Await a write, adding the time it waited for a slow reader to drain the socket to
+        :attr:`Outcome.backpressure_wait` (a write that needs no waiting takes microseconds)."""
+        clock, out = self.clock, self.out
+        out.blocked_since = before = clock.now()  # seen by others only while the write waits
+        try:
+            await write
+        finally:
+            out.blocked_since = None
+        waited = clock.now() - before
+        if waited > WAITED:
+            out.backpressure_wait += waited
 
     async def _ticked(self, step: Step) -> Step | None:
         """Let the clock's tick write tokens from ``step`` on; the step it stops at (None: the

@@ -10,7 +10,6 @@ it, cut it in two) or end the stream. See :mod:`mockllm.faults`.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -52,9 +51,12 @@ class Cursor:
     streaming: bool = True  # False for a non-streaming response: no keep-alives, no byte games
 
 
-#: Timelines longer than this (or endless ones) are not cached.
+#: Timelines longer than this (or endless ones) are not cached: each stream produces its own steps
+#: as it plays them, so a stream costs memory for the step it is at, never for the reply's length.
 CACHE_STEPS = 100_000
-_cache: dict[tuple[int, float], tuple[Scenario, tuple[Step, ...]]] = {}
+#: A cache entry: the scenario (so its ``id`` stays unique) and its steps, or None for a timeline
+#: found to be longer than :data:`CACHE_STEPS`.
+_cache: dict[tuple[int, float], tuple[Scenario, tuple[Step, ...] | None]] = {}
 
 
 def stream_timeline(scenario: Scenario, *, time_scale: float = 1.0) -> Iterable[Step]:
@@ -62,21 +64,27 @@ def stream_timeline(scenario: Scenario, *, time_scale: float = 1.0) -> Iterable[
 
     Every stream of a scenario has the same steps (the jitter is seeded), and the steps are
     immutable, so a thousand streams of one scenario share one tuple instead of each building its
-    own: this halves the per-token CPU of a paced stream. An endless timeline (``stall: forever``
-    with keep-alives) is not cached. The entry holds the scenario, so its ``id`` stays unique.
+    own: this halves the per-token CPU of a paced stream. A timeline of more than
+    :data:`CACHE_STEPS` steps (a reply that long, or an endless ``stall: forever`` with
+    keep-alives) is produced lazily by each stream instead: building it ahead would cost every
+    stream memory and CPU in proportion to its length, before its first byte and on the loop. A
+    timeline's length is known without building it (:meth:`Fault.max_steps`).
     """
     key = (id(scenario), time_scale)
     hit = _cache.get(key)
     if hit is not None and hit[0] is scenario:
-        return hit[1]
-    steps = build_timeline(scenario, time_scale=time_scale)
-    head = tuple(itertools.islice(steps, CACHE_STEPS))
-    if len(head) == CACHE_STEPS:
-        return itertools.chain(head, steps)
+        return hit[1] if hit[1] is not None else build_timeline(scenario, time_scale=time_scale)
     if len(_cache) >= 256:  # scenario sets replaced at runtime leave old entries behind
         _cache.clear()
-    _cache[key] = (scenario, head)
-    return head
+    # Preamble, finish, [DONE], close; a step per token; a start and an end per tool call.
+    bound = 4 + scenario.stream_token_count + 2 * len(scenario.tool_calls)
+    bound += sum(fault.max_steps() for fault in scenario.faults)
+    if bound > CACHE_STEPS:
+        _cache[key] = (scenario, None)
+        return build_timeline(scenario, time_scale=time_scale)
+    steps = tuple(build_timeline(scenario, time_scale=time_scale))
+    _cache[key] = (scenario, steps)
+    return steps
 
 
 def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bool = True) -> Iterator[Step]:
@@ -102,28 +110,36 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
     yield Step(0.0, Preamble())
     sent = 0
     cursor = Cursor(time=delay(timing.first_token), next=Done(), streaming=streaming)
-    tokens = scenario.stream_tokens
-    for index, (tool, text) in enumerate(tokens):
-        if index:
-            cursor.time += delay(timing.per_token)
-        cursor.next = Token(index, text, first=sent == 0, tool=tool)
-        yield from _fire(by_index[index], cursor, time_scale)
-        if cursor.ended:
-            return
-        if tool is not None and (index == 0 or tokens[index - 1][0] != tool):
-            call = scenario.tool_calls[tool]
-            yield Step(cursor.time, ToolCallStart(tool, call.id, call.name, first=sent == 0))
-            if sent == 0:  # the first event opens the reply, not the fragment after it
-                cursor.next = Token(index, text, tool=tool)
-        if not cursor.skip:
-            sent += 1
-        yield from _send(cursor)
-        if tool is not None and (index + 1 == len(tokens) or tokens[index + 1][0] != tool):
-            call = scenario.tool_calls[tool]
-            yield Step(cursor.time, ToolCallEnd(tool, call.id, call.name, call.arguments))
+    index = 0
+    # Walked group by group, never copied: a long reply costs a stream the step it is at.
+    for tool, group in scenario.token_groups():
+        last = len(group) - 1
+        for position, text in enumerate(group):
+            if index:
+                cursor.time += delay(timing.per_token)
+            cursor.next = Token(index, text, first=sent == 0, tool=tool)
+            faults = by_index.get(index)
+            if faults:
+                yield from _fire(faults, cursor, time_scale)
+                if cursor.ended:
+                    return
+            else:
+                cursor.skip, cursor.cut = False, None
+            if tool is not None and position == 0:
+                call = scenario.tool_calls[tool]
+                yield Step(cursor.time, ToolCallStart(tool, call.id, call.name, first=sent == 0))
+                if sent == 0:  # the first event opens the reply, not the fragment after it
+                    cursor.next = Token(index, text, tool=tool)
+            if not cursor.skip:
+                sent += 1
+            yield from _send(cursor)
+            if tool is not None and position == last:
+                call = scenario.tool_calls[tool]
+                yield Step(cursor.time, ToolCallEnd(tool, call.id, call.name, call.arguments))
+            index += 1
 
     cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
-    yield from _fire(by_index[None], cursor, time_scale)
+    yield from _fire(by_index.get(None, []), cursor, time_scale)
     if cursor.ended:
         return
     yield from _send(cursor)
