@@ -77,7 +77,7 @@ def stream_timeline(scenario: Scenario, *, time_scale: float = 1.0) -> Iterable[
     if len(_cache) >= 256:  # scenario sets replaced at runtime leave old entries behind
         _cache.clear()
     # Preamble, finish, [DONE], close; a step per token; a start and an end per tool call.
-    bound = 4 + scenario.stream_token_count + 2 * len(scenario.tool_calls)
+    bound: float = 4 + scenario.stream_token_count + 2 * len(scenario.tool_calls)
     bound += sum(fault.max_steps() for fault in scenario.faults)
     if bound > CACHE_STEPS:
         _cache[key] = (scenario, None)
