@@ -17,6 +17,7 @@ what is sent once a scenario is chosen is :mod:`mockllm.replies`; the state is :
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -26,6 +27,7 @@ from .clock import Clock, LoopClock
 from .errors import ScenarioNotFound
 from .formats import FORMATS, ApiRequest, RequestError, WireFormat
 from .guards import auth, cors_headers, error_response, json_errors, preflight, record, worker_header
+from .logs import brief_client_errors
 from .replies import Reply, begin, read_json, stream, whole
 from .scenario import Scenario
 from .selection import HEADER, ScenarioSet
@@ -43,6 +45,7 @@ def create_app(
 ) -> web.Application:
     """An application serving ``scenarios`` (the first is the default)."""
     options = options or Options()
+    brief_client_errors()
     middlewares = [record, json_errors, *([preflight] if options.cors else []), auth]
     app = web.Application(middlewares=middlewares, client_max_size=options.max_body)
     state = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale, options=options)
@@ -88,6 +91,10 @@ async def _playground(request: web.Request) -> web.Response:
     return web.Response(body=page, content_type="text/html", charset="utf-8")
 
 
+#: An event id as this server sends them (ASCII digits, so ``int()`` cannot fail or take long).
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+
+
 async def _event_source(request: web.Request) -> web.StreamResponse:
     """``GET /v1/stream?scenario=NAME``: the scenario as OpenAI chat chunks that ``new
     EventSource(url)`` can read, with an ``id:`` on every event. A reconnect carrying
@@ -98,7 +105,10 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
     call = request[CALL]
     call.format = fmt.name
     name = request.query.get("scenario")
-    last = request.headers.get("Last-Event-ID")
+    last = request.headers.get("Last-Event-ID", "").strip()
+    if last and not _EVENT_ID.fullmatch(last):
+        message = f"Last-Event-ID must be an event id this stream sent, a decimal number (got {last[:40]!r})."
+        return error_response(fmt, 400, message, param="Last-Event-ID", code="invalid_last_event_id")
     try:
         chosen, call.reason = state.scenarios.pick(name, None)
     except ScenarioNotFound as exc:
@@ -107,7 +117,7 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
     scenario = await begin(request, fmt, chosen, call)
     if isinstance(scenario, web.Response):
         return scenario
-    after = int(last) if last is not None and last.strip().isdigit() else 0
+    after = int(last) if last else 0
     # Event N is token N - 1 (one chunk per token), so a resume at event N + 1 starts at token N.
     # The faults before it, among them the disconnect that made the client reconnect, are behind us.
     faults = tuple(f for f in scenario.faults if not (isinstance(f.at, int) and f.at <= after))

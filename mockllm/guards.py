@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from .calls import REJECTED, Call
-from .formats import FORMATS, WireFormat
+from .formats import WireFormat, format_for
 from .selection import HEADER
 from .state import CALL, STATE, Handler
 
@@ -50,7 +51,7 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         call.finish(state.clock.now())
         _log_call(call)
         raise
-    if call.status is None:
+    if call.status is None and call.outcome != "client-disconnected":
         call.status = response.status
         call.response_headers = dict(response.headers)
     if call.outcome == "started":
@@ -94,8 +95,8 @@ def error_response(fmt: WireFormat, status: int, message: str, **fields: Any) ->
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn aiohttp's HTML errors (unknown path, wrong method, body too large) into API JSON."""
-    fmt = FORMATS["openai-chat"]
+    """Turn aiohttp's HTML errors (unknown path, wrong method, body too large) into JSON in the
+    shape of the API that owns the path (:func:`~mockllm.formats.format_for`)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -110,11 +111,24 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             message = f"The request body is too large: the limit is {limit} bytes."
         else:
             message = exc.text or exc.reason
-        return error_response(fmt, exc.status, message)
+        return api_error(request.path, exc.status, message)
+    except ConnectionError:  # the client left before the response went out: its doing, not a bug
+        call = request.get(CALL)
+        if call is not None and call.outcome == "started":
+            call.outcome = "client-disconnected"
+        return web.Response(status=499)  # never reaches anyone; aiohttp drops it quietly
     except Exception as exc:  # a bug in mockllm: answer, log, and keep it for the test to see
         log.exception("mockllm: handler for %s %s failed", request.method, request.path)
         request.app[STATE].errors.append(exc)
-        return error_response(fmt, 500, f"mockllm internal error: {exc!r}", code="mockllm_internal_error")
+        message = f"mockllm internal error: {exc!r}"
+        return api_error(request.path, 500, message, code="mockllm_internal_error")
+
+
+def api_error(path: str, status: int, message: str, code: str | None = None) -> web.Response:
+    """An error in the shape of the API that owns ``path``, with its own type for ``status``."""
+    fmt = format_for(path)
+    _, kind, _ = fmt.default_error(status)
+    return error_response(fmt, status, message, type=kind, code=code)
 
 
 async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -155,8 +169,8 @@ async def preflight(request: web.Request, handler: Handler) -> web.StreamRespons
     return await handler(request)
 
 
-#: The paths that take the mocked APIs' credentials.
-API_PATHS = {fmt.path: fmt for fmt in FORMATS.values()} | {"/v1/models": FORMATS["openai-chat"]}
+#: The paths that take the mocked APIs' credentials (``--api-key``): every LLM endpoint.
+API_PATHS = frozenset({"/v1/models", "/v1/stream"})
 
 
 @web.middleware
@@ -165,14 +179,13 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     API's shape (so clients' auth-error handling can be tested); the control API has its own
     token."""
     options = request.app[STATE].options
-    fmt = API_PATHS.get(request.path)
-    if fmt is not None and options.api_key is not None:
-        bearer = request.headers.get(hdrs.AUTHORIZATION, "").removeprefix("Bearer ").strip()
-        if options.api_key not in (bearer, request.headers.get("x-api-key")):
-            message, kind, code = fmt.default_error(401)
-            return web.json_response(
-                fmt.error_body(401, message, type=kind, param=None, code=code), status=401
-            )
+    path = request.path
+    key = options.api_key
+    llm = path in API_PATHS or path == format_for(path).path
+    if key is not None and llm and not _key_matches(request, key):
+        fmt = format_for(path)
+        message, kind, code = fmt.default_error(401)
+        return web.json_response(fmt.error_body(401, message, type=kind, param=None, code=code), status=401)
     token = options.control_token
     if (
         request.path.startswith("/_mockllm/")
@@ -184,3 +197,17 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             status=401,
         )
     return await handler(request)
+
+
+def _key_matches(request: web.Request, key: str) -> bool:
+    """The request carries ``key`` as its API would send it: ``Authorization: Bearer KEY``
+    (OpenAI, Ollama), ``x-api-key: KEY`` (Anthropic), or, on ``GET /v1/stream`` only,
+    ``?api_key=KEY`` (an EventSource cannot set headers). Compared in constant time."""
+    scheme, _, bearer = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    offered = [request.headers.get("x-api-key", "")]
+    if scheme.lower() == "bearer":
+        offered.append(bearer.strip())
+    if request.path == "/v1/stream":
+        offered.append(request.query.get("api_key", ""))
+    wanted = key.encode()
+    return any(hmac.compare_digest(value.encode("utf-8", "surrogateescape"), wanted) for value in offered)

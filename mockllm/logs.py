@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Literal
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 LogFormat = Literal["text", "json"]
 
 
@@ -43,3 +45,47 @@ def configure(log_format: LogFormat = "text", verbosity: int = 0) -> None:
     root.handlers[:] = [handler]
     root.propagate = False
     root.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG))
+
+
+class BriefClientErrors(logging.Filter):
+    """aiohttp's server logger writes a whole traceback for each request it cannot parse (a bad
+    request line, a body that fails its ``Content-Encoding``) and for a client that leaves
+    mid-request. Those are the client's doing, which is what mockllm is pointed at, so each
+    becomes one short warning line: ``Error handling request from 127.0.0.1: 400, Invalid method``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        cause = _client_error(exc)
+        if cause is not None:
+            record.msg = f"{record.getMessage()}: {_describe(cause)}"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _client_error(exc: BaseException | None) -> BaseException | None:
+    """The client's error behind ``exc`` (a parse error, or the connection gone), if it is one."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, HttpProcessingError | ConnectionError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, HttpProcessingError):
+        return f"{exc.code}, {' '.join(exc.message.split())}"[:200]
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+_BRIEF = BriefClientErrors()
+
+
+def brief_client_errors() -> None:
+    """Install :class:`BriefClientErrors` on aiohttp's server logger (once)."""
+    logger = logging.getLogger("aiohttp.server")
+    if _BRIEF not in logger.filters:
+        logger.addFilter(_BRIEF)

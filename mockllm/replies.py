@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from .calls import FAULT_STATUS, Call
 from .events import Close, Hang, Malformed, Preamble, Step, StreamError, Token, ToolCallEnd
 from .formats import ApiRequest, RequestError, StreamContext, StreamEncoder, WholeReply, WireFormat
+from .formats.fields import read_body
 from .guards import error_response
 from .scenario import Scenario, ToolCall
 from .selection import HEADER
@@ -75,15 +77,18 @@ class Reply:
 
 
 async def read_json(request: web.Request) -> Any:
+    """The request's JSON body (:func:`~mockllm.formats.fields.read_body`); a body aiohttp
+    cannot read (a bad ``Content-Encoding``, a cut-off chunked body) is a 400 too."""
     try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RequestError(
-            400,
-            "We could not parse the JSON body of your request. The API expects a JSON payload, "
-            "but what was sent was not valid JSON.",
-            code="invalid_json",
-        ) from None
+        raw = await request.read()
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, HttpProcessingError):
+            cause = cause.__cause__  # aiohttp wraps the parser's error in a RequestPayloadError
+        reason = cause.message if cause is not None else str(exc)
+        message = f"The request body could not be read: {reason.strip().rstrip('.')}."
+        raise RequestError(400, message, code="invalid_body") from None
+    return read_body(raw)
 
 
 def status_response(fmt: WireFormat, scenario: Scenario) -> web.Response:
@@ -120,7 +125,7 @@ class StreamingResponse(web.StreamResponse):
         wire = scenario.wire
         self._omit_type = wire.content_type == ""
         if not self._omit_type:
-            self.headers[hdrs.CONTENT_TYPE] = wire.content_type or default_type
+            self.headers[hdrs.CONTENT_TYPE] = default_type if wire.content_type is None else wire.content_type
         self.headers[hdrs.CACHE_CONTROL] = "no-cache"
         self.headers[HEADER] = scenario.name
         self.headers.extend(scenario.headers)

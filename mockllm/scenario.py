@@ -64,7 +64,8 @@ class Wire:
     comment_first: str | None = None
     no_space: bool = False
     framing: Literal["chunked", "close-delimited", "content-length"] = "chunked"
-    content_type: str = "text/event-stream"
+    #: None: the wire format's own (text/event-stream, application/x-ndjson); "": no Content-Type.
+    content_type: str | None = None
     flush: Literal["due", "event"] = "due"
 
 

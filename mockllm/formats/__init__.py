@@ -79,6 +79,9 @@ class WireFormat(Protocol):
     name: str
     #: The path the format answers on, e.g. ``/v1/chat/completions``.
     path: str
+    #: The paths whose errors (even a 404, 405 or 413 aiohttp raises before any handler) and API
+    #: key check are this API's: the longest prefix that matches a path wins (:func:`format_for`).
+    prefix: str
     #: Content-Type of a stream in this format.
     content_type: str
     #: Response ids are this prefix and a serial number, e.g. ``chatcmpl-mockllm-1``.
@@ -108,7 +111,23 @@ FORMATS: dict[str, WireFormat] = {}
 
 def register(fmt: WireFormat) -> WireFormat:
     FORMATS[fmt.name] = fmt
+    _owners.clear()
     return fmt
+
+
+def format_for(path: str) -> WireFormat:
+    """The wire format that owns ``path``: the one served there, else the one with the longest
+    :attr:`WireFormat.prefix` of it, else OpenAI chat (the shape most clients understand)."""
+    owner = _owners.get(path)
+    if owner is None:
+        matching = [fmt for fmt in FORMATS.values() if path.startswith(fmt.prefix)]
+        owner = max(matching, key=lambda fmt: len(fmt.prefix)) if matching else FORMATS["openai-chat"]
+        if len(_owners) < 1024:  # paths come from clients: keep only so many
+            _owners[path] = owner
+    return owner
+
+
+_owners: dict[str, WireFormat] = {}
 
 
 def tool_call_id(prefix: str, index: int) -> str:
@@ -138,6 +157,7 @@ __all__ = [
     "WholeReply",
     "WireFormat",
     "count_prompt_tokens",
+    "format_for",
     "register",
     "tool_call_id",
 ]

@@ -150,6 +150,7 @@ class AnthropicEncoder(EventEncoder):
 class AnthropicMessages:
     name = "anthropic"
     path = "/v1/messages"
+    prefix = path  # /v1/messages/count_tokens, /v1/messages/batches: Anthropic's errors
     content_type = "text/event-stream"
     id_prefix = "msg_mockllm_"
 

@@ -94,6 +94,7 @@ class OllamaEncoder(EventEncoder):
 
 class _Ollama:
     content_type = "application/x-ndjson"
+    prefix = "/api/"
     id_prefix = "ollama-"
     chat: bool
 

@@ -142,6 +142,9 @@ def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 class OpenAIChat:
     name = "openai-chat"
     path = "/v1/chat/completions"
+    #: Paths under ``/v1/`` that no other format owns (``/v1/models``, ``/v1/stream``, a typo) answer
+    #: errors in OpenAI's shape.
+    prefix = "/v1/"
     content_type = "text/event-stream"
     id_prefix = "chatcmpl-mockllm-"
 

@@ -64,6 +64,7 @@ class OpenAICompletions(OpenAIChat):
 
     name = "openai-completions"
     path = "/v1/completions"
+    prefix = path
     id_prefix = "cmpl-mockllm-"
 
     def parse_request(self, body: Any) -> ApiRequest:

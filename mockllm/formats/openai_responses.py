@@ -189,6 +189,7 @@ class OpenAIResponses(OpenAIChat):
 
     name = "openai-responses"
     path = "/v1/responses"
+    prefix = path
     id_prefix = "resp_mockllm_"
 
     def parse_request(self, body: Any) -> ApiRequest:
