@@ -13,10 +13,20 @@ Light on purpose: the pytest plugin imports this module into every test run.
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
+
+#: Headers that carry credentials: shown redacted wherever a call leaves the process (the control
+#: API, logs, files), as their scheme and last four characters (``Bearer …abcd``).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie"}
+)
+#: Calls a log keeps by default; older ones are dropped (and counted) past it.
+MAX_CALLS = 10_000
 
 #: Outcomes of calls that got no stream: the scenario answered with ``status``, the request was bad.
 FAULT_STATUS = "fault:status"
@@ -114,9 +124,12 @@ class Call(Outcome):
         blocked = self.blocked_since
         return self.backpressure_wait + (now - blocked if blocked is not None else 0.0)
 
-    def to_dict(self, epoch: float = 0.0, now: float | None = None) -> dict[str, Any]:
+    def to_dict(
+        self, epoch: float = 0.0, now: float | None = None, secret: frozenset[str] = SECRET_HEADERS
+    ) -> dict[str, Any]:
         """JSON-ready, with times in seconds since ``epoch``; ``now`` counts a write's wait for
-        the reader that is still under way into ``backpressure_wait``."""
+        the reader that is still under way into ``backpressure_wait``; the headers named in
+        ``secret`` (lower case) are redacted."""
 
         def rel(t: float | None) -> float | None:
             return None if t is None else round(t - epoch, 6)
@@ -124,14 +137,14 @@ class Call(Outcome):
         return {
             "method": self.method,
             "path": self.path,
-            "headers": self.headers,
+            "headers": redacted(self.headers, secret),
             "json": self.json,
             "scenario": self.scenario,
             "reason": self.reason,
             "format": self.format,
             "stream": self.stream,
             "status": self.status,
-            "response_headers": self.response_headers,
+            "response_headers": redacted(self.response_headers, secret),
             "last_event_id": self.last_event_id,
             "outcome": self.outcome,
             "tokens_sent": self.tokens_sent,
@@ -146,13 +159,34 @@ class Call(Outcome):
         }
 
 
-class CallLog:
-    """The calls a server received, oldest first. Appended to by the server thread only."""
+def redacted(headers: Mapping[str, str], secret: frozenset[str] = SECRET_HEADERS) -> dict[str, str]:
+    """``headers`` with the values of those named in ``secret`` (lower case) redacted."""
+    return {name: redact(value) if name.lower() in secret else value for name, value in headers.items()}
 
-    def __init__(self, calls: list[Call] | None = None) -> None:
-        self._calls: list[Call] = calls if calls is not None else []
+
+def redact(value: str) -> str:
+    """A credential as it may be shown: its scheme, if any, and its last four characters if it
+    is long enough that they give nothing away (``Bearer sk-…`` → ``Bearer …abcd``)."""
+    scheme, space, secret = value.strip().rpartition(" ")
+    tail = secret[-4:] if len(secret) >= 12 else ""
+    return f"{scheme}{space}…{tail}"
+
+
+class CallLog:
+    """The calls a server received, oldest first. Appended to by the server thread only.
+
+    Bounded: past ``limit`` calls the oldest is dropped for each new one, and :attr:`dropped`
+    counts them (a long-running service must not grow without end)."""
+
+    def __init__(self, calls: list[Call] | None = None, *, limit: int = MAX_CALLS) -> None:
+        self._calls: deque[Call] = deque(calls if calls is not None else [], maxlen=limit)
+        self.limit = limit
+        #: Calls dropped, oldest first, to keep the log at :attr:`limit`.
+        self.dropped = 0
 
     def append(self, call: Call) -> None:
+        if len(self._calls) == self.limit:
+            self.dropped += 1
         self._calls.append(call)
 
     def __iter__(self) -> Iterator[Call]:
@@ -168,6 +202,8 @@ class CallLog:
     def __getitem__(self, index: slice) -> list[Call]: ...
 
     def __getitem__(self, index: int | slice) -> Call | list[Call]:
+        if isinstance(index, slice):
+            return list(self._calls)[index]
         return self._calls[index]
 
     def __repr__(self) -> str:
@@ -193,15 +229,17 @@ class CallLog:
             call.wait(timeout)
         return self
 
-    def to_list(self, epoch: float = 0.0, now: float | None = None) -> list[dict[str, Any]]:
-        return [call.to_dict(epoch, now) for call in self]
+    def to_list(
+        self, epoch: float = 0.0, now: float | None = None, secret: frozenset[str] = SECRET_HEADERS
+    ) -> list[dict[str, Any]]:
+        return [call.to_dict(epoch, now, secret) for call in self]
 
     # -- what the client did about faults ---------------------------------------------------------
 
     def _next_of(self, index: int) -> Call | None:
         """The client's next call to the same scenario and path after call ``index``: its retry."""
         call = self._calls[index]
-        for later in self._calls[index + 1 :]:
+        for later in itertools.islice(self._calls, index + 1, None):
             if (later.scenario, later.path) == (call.scenario, call.path):
                 return later
         return None

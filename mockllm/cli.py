@@ -118,6 +118,23 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
             "endpoints: answers preflights and adds CORS headers to every response. Repeatable.",
         ),
         click.option(
+            "--max-calls",
+            default=10_000,
+            show_default=True,
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Calls the call log keeps; past it the oldest are dropped (GET /_mockllm/calls "
+            "says how many).",
+        ),
+        click.option(
+            "--redact-header",
+            "redact_headers",
+            multiple=True,
+            metavar="NAME",
+            help="Redact this request header wherever calls are served or logged, like "
+            "Authorization, x-api-key, api-key and Cookie always are. Repeatable.",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["text", "json"]),
             default="text",
@@ -161,6 +178,8 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         control_token=params["control_token"],
         max_body=params["max_body"],
         cors=tuple(params["cors"]),
+        max_calls=params["max_calls"],
+        redact_headers=tuple(params["redact_headers"]),
     )
 
 
@@ -225,7 +244,7 @@ def exec_(command: tuple[str, ...], **params: Any) -> None:
 
     \b
     COMMAND gets MOCKLLM_URL, OPENAI_BASE_URL (.../v1) and ANTHROPIC_BASE_URL, and
-    OPENAI_API_KEY / ANTHROPIC_API_KEY set to a dummy if they are unset.
+    OPENAI_API_KEY / ANTHROPIC_API_KEY set to the --api-key (else a dummy), replacing any set.
     Example: mockllm exec --scenario scenarios/ -- npm test
     """
     from .errors import MockLLMError, ScenarioError

@@ -23,7 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from .calls import CallLog
 from .errors import MockLLMError, ScenarioError
 from .loader import parse_scenarios
 from .scenario import Scenario
@@ -87,20 +86,20 @@ async def put_scenarios(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.scenarios.reset_counters()
-    state.calls = CallLog()
+    state.clear_calls()
     return web.json_response({"reset": True})
 
 
 async def get_calls(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    calls = state.calls.to_list(state.epoch, state.clock.now())
-    return web.json_response({"calls": calls}, dumps=dumps)
+    log = state.calls
+    calls = log.to_list(state.epoch, state.clock.now(), state.options.secret_headers)
+    return web.json_response({"calls": calls, "dropped": log.dropped, "limit": log.limit}, dumps=dumps)
 
 
 async def delete_calls(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    cleared = len(state.calls)
-    state.calls = CallLog()
+    cleared = state.clear_calls()
     return web.json_response({"cleared": cleared})
 
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -108,6 +109,15 @@ def status_response(fmt: WireFormat, scenario: Scenario) -> web.Response:
     return web.json_response(scenario.body, status=status, headers=headers)
 
 
+def header_value(text: str) -> str:
+    """``text`` as an HTTP header value: printable ASCII as is, anything else (a scenario named
+    in another script, a control character) percent-encoded as UTF-8, the way RFC 8187 does."""
+    return text if text.isascii() and text.isprintable() and "%" not in text else quote(text, safe=_SAFE)
+
+
+_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
 class StreamingResponse(web.StreamResponse):
     """A stream response that can also be close-delimited or have no Content-Type.
 
@@ -127,7 +137,7 @@ class StreamingResponse(web.StreamResponse):
         if not self._omit_type:
             self.headers[hdrs.CONTENT_TYPE] = default_type if wire.content_type is None else wire.content_type
         self.headers[hdrs.CACHE_CONTROL] = "no-cache"
-        self.headers[HEADER] = scenario.name
+        self.headers[HEADER] = header_value(scenario.name)
         self.headers.extend(scenario.headers)
         if wire.framing == "close-delimited":
             self._length_check = False

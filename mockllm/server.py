@@ -213,7 +213,7 @@ class MockLLMServer:
         def apply() -> None:
             self._set(scenarios=scenarios or self.initial, time_scale=time_scale)
             state = self.state
-            state.calls = CallLog()
+            state.clear_calls()
             state.errors.clear()
 
         self._in_loop(apply)

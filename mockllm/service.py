@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .calls import MAX_CALLS
 from .errors import MockLLMError, ScenarioError
 from .loader import SCENARIO_SUFFIXES, load_scenarios
 from .logs import LogFormat, configure
@@ -35,8 +36,11 @@ from .state import STATE, Options
 
 log = logging.getLogger("mockllm")
 
-#: Environment a wrapped command gets (the keys are only set to a dummy when unset).
-DUMMY_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+#: The API keys a wrapped command gets: the server's ``--api-key``, else a dummy. Always replaced,
+#: so a real key in the environment is never sent to the mock (nor left empty, as CI leaves a
+#: missing secret, which the SDKs refuse as "missing credentials").
+KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+DUMMY_KEY = "mockllm-dummy-key"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class ServeConfig:
     control_token: str | None = field(default=None, repr=False)
     max_body: int = 16 * 1024 * 1024
     cors: tuple[str, ...] = ()
+    max_calls: int = MAX_CALLS
+    redact_headers: tuple[str, ...] = ()
 
     def options(self) -> Options:
         shown = {
@@ -70,6 +76,8 @@ class ServeConfig:
             max_body=self.max_body,
             cors=self.cors,
             config=shown,
+            max_calls=self.max_calls,
+            redact_headers=self.redact_headers,
         )
 
     def load(self) -> tuple[Scenario, ...]:
@@ -286,8 +294,8 @@ def exec_command(config: ServeConfig, argv: Sequence[str]) -> int:
         if config.url_file is not None:
             write_url_file(config.url_file, url)
         env = {**os.environ, "MOCKLLM_URL": url, "OPENAI_BASE_URL": f"{url}/v1", "ANTHROPIC_BASE_URL": url}
-        for key in DUMMY_KEYS:
-            env.setdefault(key, "mockllm-dummy-key")
+        for key in KEYS:
+            env[key] = config.api_key or DUMMY_KEY
         try:
             child = subprocess.Popen(list(argv), env=env)
         except OSError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .calls import Call, CallLog
+from .calls import MAX_CALLS, SECRET_HEADERS, Call, CallLog
 from .clock import Clock, LoopClock
 from .selection import ScenarioSet
 
@@ -38,6 +38,14 @@ class Options:
     cors: tuple[str, ...] = ()
     #: What ``GET /_mockllm/config`` shows besides the live values (no secrets).
     config: dict[str, Any] = field(default_factory=dict)
+    #: The call log keeps this many calls; older ones are dropped and counted.
+    max_calls: int = MAX_CALLS
+    #: Headers redacted wherever calls are served or logged, besides :data:`SECRET_HEADERS`.
+    redact_headers: tuple[str, ...] = ()
+
+    @property
+    def secret_headers(self) -> frozenset[str]:
+        return SECRET_HEADERS | {name.lower() for name in self.redact_headers}
 
 
 @dataclass
@@ -54,6 +62,17 @@ class ServerState:
     #: Clock time the call log's JSON times are relative to.
     epoch: float = 0.0
     options: Options = field(default_factory=Options)
+
+    def __post_init__(self) -> None:
+        if self.calls.limit != self.options.max_calls:
+            self.calls = CallLog(limit=self.options.max_calls)
+
+    def clear_calls(self) -> int:
+        """Start a new, empty call log (a test's old calls may still be filled in by their
+        streams: they stay in the old one); how many calls the old one held."""
+        cleared = len(self.calls)
+        self.calls = CallLog(limit=self.options.max_calls)
+        return cleared
 
 
 STATE = web.AppKey("mockllm_state", ServerState)

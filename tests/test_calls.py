@@ -107,7 +107,7 @@ def test_calls_json_api_and_delete(serve: Serve) -> None:
     assert entry["started"] >= 0
     assert entry["ended"] >= entry["last_byte"] >= entry["first_byte"]
     assert httpx.delete(f"{server.url}/_mockllm/calls").json() == {"cleared": 1}
-    assert httpx.get(f"{server.url}/_mockllm/calls").json() == {"calls": []}
+    assert httpx.get(f"{server.url}/_mockllm/calls").json() == {"calls": [], "dropped": 0, "limit": 10_000}
 
 
 @pytest.mark.functional

@@ -116,13 +116,24 @@ def test_exec_runs_an_sdk_script_and_passes_its_status_on(tmp_path: Path, status
     assert key == "mockllm-dummy-key"
 
 
-def test_exec_keeps_a_key_that_is_set_and_works_with_curl(tmp_path: Path) -> None:
-    command = 'curl -s "$OPENAI_BASE_URL/models"; echo; echo "$OPENAI_API_KEY"'
-    result = mockllm("exec", "--", "sh", "-c", command, env={**os.environ, "OPENAI_API_KEY": "sk-mine"})
+@pytest.mark.parametrize("real", ["sk-real-secret-0123456789", ""])
+def test_exec_replaces_a_real_or_empty_key_and_works_with_curl(real: str) -> None:
+    # A real key must never reach the mock (its call log would show it); an empty one (a CI
+    # secret that is not set) makes the SDKs refuse with "missing credentials".
+    command = 'curl -s "$OPENAI_BASE_URL/models"; echo; echo "$OPENAI_API_KEY $ANTHROPIC_API_KEY"'
+    env = {**os.environ, "OPENAI_API_KEY": real, "ANTHROPIC_API_KEY": real}
+    result = mockllm("exec", "--", "sh", "-c", command, env=env)
     assert result.returncode == 0, result.stderr
-    models, key = result.stdout.splitlines()
+    models, keys = result.stdout.splitlines()
     assert json.loads(models)["data"][0]["id"] == "default"
-    assert key == "sk-mine"
+    assert keys == "mockllm-dummy-key mockllm-dummy-key"
+
+
+def test_exec_gives_the_command_the_servers_api_key() -> None:
+    command = 'curl -s -H "Authorization: Bearer $OPENAI_API_KEY" "$OPENAI_BASE_URL/models"'
+    result = mockllm("exec", "--api-key", "k-123", "--", "sh", "-c", command)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["data"][0]["id"] == "default"
 
 
 def test_exec_refuses_a_bad_scenario_before_running_the_command(tmp_path: Path) -> None:
@@ -202,7 +213,7 @@ def test_reset_config_and_calls(serve: Serve) -> None:
     assert httpx.post(chat, json=CHAT).status_code == 503
     assert len(httpx.get(f"{server.url}/_mockllm/calls").json()["calls"]) == 1
     assert httpx.post(f"{server.url}/_mockllm/reset").json() == {"reset": True}
-    assert httpx.get(f"{server.url}/_mockllm/calls").json() == {"calls": []}
+    assert httpx.get(f"{server.url}/_mockllm/calls").json()["calls"] == []
     assert httpx.post(chat, json=CHAT).status_code == 503  # the sequence started over
     config = httpx.get(f"{server.url}/_mockllm/config").json()
     assert config["scenarios"] == ["test"]

@@ -124,6 +124,7 @@ class _Ollama:
 
     def default_error(self, status: int) -> tuple[str, str, str | None]:
         messages = {
+            401: "unauthorized",
             404: "model not found",
             429: "too many requests",
             500: "internal server error",
