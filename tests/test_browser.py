@@ -187,3 +187,26 @@ def test_the_playground_plays_a_scenario(browser: Any, mode: str) -> None:
     assert reply == "".join(slow.tokens).strip()
     assert status.startswith("done after")
     assert "data: [DONE]" in raw
+
+
+@pytest.mark.parametrize("mode", ["fetch", "eventsource"])
+def test_the_playground_sends_the_api_key(browser: Any, mode: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    plain = make_scenario(name="plain", reply=REPLY, timing={"per_token": "1ms"})
+    with MockLLMServer([plain], options=Options(api_key="k-play")) as server:
+        browser.get(f"{server.url}/")
+        wait = WebDriverWait(browser, 15)
+        wait.until(lambda d: "HTTP 401" in d.find_element(By.ID, "status").text)  # no key yet
+        key = browser.find_element(By.ID, "apikey")
+        key.send_keys("k-play")
+        browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "scenario")).options) == 1)
+        Select(browser.find_element(By.ID, "mode")).select_by_value(mode)
+        browser.find_element(By.ID, "play").click()
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "finished")
+        assert browser.find_element(By.ID, "reply").text == REPLY
+        assert browser.find_element(By.ID, "status").text.startswith("done after")
+        paths = [call.path for call in server.calls if call.status == 200]
+    assert paths[-1] == ("/v1/stream" if mode == "eventsource" else "/v1/chat/completions")
