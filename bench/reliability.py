@@ -118,7 +118,8 @@ def stuck_readers(count: int, folder: Path) -> None:
             sock.close()
     print(f"stuck readers: {count} × {LONG:,}-token zero-delay replies, all blocked after {filled:.1f} s")
     print(
-        f"  server RSS per stuck stream: {grown / count / 1024:.0f} KiB (tokens written before blocking: {sent:,.0f})"
+        f"  server RSS per stuck stream: {grown / count / 1024:.0f} KiB "
+        f"(tokens written before blocking: {sent:,.0f})"
     )
     print(f"  paced streams beside them: max_lateness {', '.join(f'{x:.1f}' for x in late)} ms")
 
