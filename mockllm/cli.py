@@ -110,6 +110,29 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
             help="Largest request body accepted (larger: 413).",
         ),
         click.option(
+            "--header-timeout",
+            default="10s",
+            show_default=True,
+            callback=_duration,
+            help="A client must send a request's whole header block within this long (from "
+            "connecting, or from its first byte on a kept-alive connection), or get 408 and a close.",
+        ),
+        click.option(
+            "--idle-timeout",
+            default="75s",
+            show_default=True,
+            callback=_duration,
+            help="Close a kept-alive connection that sends nothing for this long between requests.",
+        ),
+        click.option(
+            "--max-connections",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Answer connections past N open ones with 503 and close them (one warning per "
+            "burst). Default: the open-file limit, which serve raises to its hard limit at start, "
+            "less 128.",
+        ),
+        click.option(
             "--cors",
             "cors",
             multiple=True,
@@ -161,6 +184,9 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         control_token=params["control_token"],
         max_body=params["max_body"],
         cors=tuple(params["cors"]),
+        header_timeout=params["header_timeout"],
+        idle_timeout=params["idle_timeout"],
+        max_connections=params["max_connections"],
     )
 
 

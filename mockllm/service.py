@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .app import STATE, Options
+from .connections import raise_open_file_limit
 from .errors import MockLLMError, ScenarioError
 from .loader import SCENARIO_SUFFIXES, load_scenarios
 from .logs import LogFormat, configure
@@ -54,6 +55,9 @@ class ServeConfig:
     control_token: str | None = field(default=None, repr=False)
     max_body: int = 16 * 1024 * 1024
     cors: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    idle_timeout: float = 75.0
+    max_connections: int | None = None  # None: the open-file limit less connections.FD_RESERVE
 
     def options(self) -> Options:
         shown = {
@@ -83,6 +87,9 @@ class ServeConfig:
             "time_scale": self.time_scale,
             "options": self.options(),
             "grace": self.grace,
+            "header_timeout": self.header_timeout,
+            "idle_timeout": self.idle_timeout,
+            "max_connections": self.max_connections,
         }
 
 
@@ -110,6 +117,7 @@ async def serve(
     reuse_port: bool = False,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    raise_open_file_limit()
     server = Server(config.load(), reuse_port=reuse_port, **config.server_arguments())
     _tune_gc()
     stop = asyncio.Event()
