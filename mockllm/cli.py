@@ -219,13 +219,14 @@ def serve(**params: Any) -> None:
 
     from .errors import MockLLMError, ScenarioError
     from .service import serve as run
-    from .service import serve_workers
+    from .workers import serve_workers
 
     config = _config(params)
+    code = 0
     try:
         config.load()
         if config.workers > 1:
-            serve_workers(
+            code = serve_workers(
                 config,
                 lambda url: _announce(config, url),
                 params["log_format"],
@@ -237,6 +238,9 @@ def serve(**params: Any) -> None:
         raise click.ClickException(f"invalid scenarios:\n{exc}") from None
     except MockLLMError as exc:
         raise click.ClickException(str(exc)) from None
+    if code:
+        click.echo("mockllm stopped; a worker crashed (see above)", err=True)
+        sys.exit(code)
     click.echo("mockllm stopped", err=True)
 
 

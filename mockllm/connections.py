@@ -10,9 +10,9 @@ divergence below was checked against aiohttp 3.14.5 (``web_protocol.py``):
   the idle timeout (aiohttp's ``keepalive_timeout``) applies.
 - **Half-close.** asyncio closes a transport whose protocol's ``eof_received()`` returns a falsy
   value, and aiohttp's returns ``None``: a request followed by ``shutdown(SHUT_WR)`` (legal, and
-  what some proxies and ``curl`` do) was cut before its answer. Here the transport stays open
-  for writing while a request is complete and waiting or running; the connection closes after
-  its answer. A half-closed client that goes away entirely is noticed at the next write.
+  what some proxies and ``curl`` do) was cut before its answer. A FIN within
+  ``HALF_CLOSE_WINDOW`` of a whole request now keeps the transport open for writing, and the
+  connection closes after the answer; a later FIN is a client giving up, and still cuts it.
 - **Connection limit.** Open connections are counted here; past ``max_connections`` a new one
   is answered with a short 503 and closed at once, and one warning is logged per burst (at most
   one per ``REFUSAL_LOG_INTERVAL``), not one per connection. The default stays below the
@@ -44,6 +44,9 @@ log = logging.getLogger("mockllm")
 FD_RESERVE = 128
 #: At most one "refusing connections" warning this often (seconds).
 REFUSAL_LOG_INTERVAL = 10.0
+#: A FIN this soon after the last bytes of a request is a half-close, not a client giving up
+#: (seconds; see Connection.eof_received).
+HALF_CLOSE_WINDOW = 0.25
 #: How long a cancelled handler may take to unwind after the grace period (seconds).
 CANCEL_WAIT = 0.25
 
@@ -134,7 +137,7 @@ class Gate:
 class Connection(RequestHandler):
     """aiohttp's per-connection protocol with the limits above (see the module docstring)."""
 
-    __slots__ = ("_admitted", "_gate", "_header_timeout", "_header_timer", "_last_payload")
+    __slots__ = ("_admitted", "_gate", "_header_timeout", "_header_timer", "_last_data_at", "_last_payload")
 
     def __init__(self, manager: web.Server, *, limits: Limits, gate: Gate, **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=limits.idle_timeout, **kwargs)
@@ -143,6 +146,7 @@ class Connection(RequestHandler):
         self._header_timer: asyncio.TimerHandle | None = None
         self._admitted = False
         self._last_payload: Any = None  # the body reader of the last request parsed
+        self._last_data_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._gate.admit():
@@ -164,6 +168,7 @@ class Connection(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._last_data_at = self._loop.time()
         parsed = self._request_count
         super().data_received(data)
         if self._request_count != parsed:  # a whole header block arrived
@@ -174,10 +179,17 @@ class Connection(RequestHandler):
             self._arm_header_timer()  # the first bytes of a request on a kept-alive connection
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's allows True
+        # TCP cannot tell a half-close from a close: both are a FIN. A client that half-closes
+        # does so as the last act of sending its request; one that gives up on an answer does so
+        # later, after its own timeout. So a FIN within HALF_CLOSE_WINDOW of the last bytes
+        # received, after a whole request, is a half-close: the answer is still written. A later
+        # FIN cuts the request as aiohttp does, so a stalled stream's handler ends when its
+        # client gives up.
         body_incomplete = self._last_payload is not None and not self._last_payload.is_eof()
         waiting = self._waiter is not None and not self._waiter.done() and not self._messages
-        if self._request_count == 0 or waiting or body_incomplete:
-            return None  # nothing complete to answer: asyncio closes the transport, as before
+        late = self._loop.time() - self._last_data_at > HALF_CLOSE_WINDOW
+        if self._request_count == 0 or waiting or body_incomplete or late:
+            return None  # asyncio closes the transport, as before
         self.close()  # answer what was asked, then close
         return True
 
