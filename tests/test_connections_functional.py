@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import resource
 import select
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
-from mockllm.connections import REFUSAL_LOG_INTERVAL, REFUSED, Gate
+from mockllm.connections import HALF_CLOSE_WINDOW, REFUSAL_LOG_INTERVAL, REFUSED, Gate
 
 from . import rawhttp
 from .conftest import Serve
+from .served import Served, start
 
 pytestmark = pytest.mark.functional
 
@@ -174,6 +179,18 @@ def test_a_half_close_before_a_whole_request_closes_at_once(serve: Serve, sent: 
     assert elapsed < 2
 
 
+def test_a_fin_long_after_the_request_is_a_client_giving_up(serve: Serve) -> None:
+    """TCP cannot tell a half-close from a close; a FIN that comes well after the request (here:
+    a client that gives up on a silent stream after 0.6 s) still cuts the stream."""
+    server = serve({"reply": "never", "faults": [{"at": 0, "stall": "forever"}]})
+    with connect(server.url) as sock:
+        sock.sendall(rawhttp.request_bytes(f"{server.url}/v1/chat/completions", rawhttp.stream_body()))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")  # the headers, then silence
+        time.sleep(HALF_CLOSE_WINDOW + 0.35)  # the client's own read timeout
+        sock.shutdown(socket.SHUT_WR)
+        server.calls.assert_client_aborted(within=2)
+
+
 # -- the connection limit -----------------------------------------------------------------------------
 
 
@@ -237,3 +254,38 @@ def test_the_gate_logs_at_most_once_an_interval_with_the_count_refused() -> None
         logger.removeHandler(handler)
     assert [r.split("(")[1].split(";")[0] for r in records] == ["1 so far", "4 so far"]
     assert (gate.open, gate.refused) == (1, 4)
+
+
+# -- at the open-file limit, as `mockllm serve` -------------------------------------------------------
+
+#: Runs the command after it with the open-file limit at soft 256, hard 512.
+LIMITED = [
+    sys.executable,
+    "-c",
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512)); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads /proc/<pid>/limits")
+def test_at_the_open_file_limit_the_server_refuses_politely_and_recovers(served: list[Served]) -> None:
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1024:
+        pytest.skip("this test opens 400 connections")
+    server = start(served, "--header-timeout", "3s", "-q", launcher=LIMITED)
+    limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+    assert re.search(r"Max open files\s+512\s+512\s", limits), "serve raised its soft limit to the hard one"
+    with ExitStack() as stack:
+        held = [stack.enter_context(connect(server.url)) for _ in range(400)]  # 512 - 128 = 384 fit
+        with connect(server.url) as late:  # a health check now is refused at once, not left hanging
+            late.sendall(HEALTHZ)
+            assert read_until_closed(late, deadline=2)[0] == REFUSED
+        endings = [read_until_closed(sock)[0][:12] for sock in held]  # until the header timeout
+    assert endings.count(b"HTTP/1.1 503") == 16
+    assert endings.count(b"HTTP/1.1 408") == 384
+    with connect(server.url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_until_closed(sock)[0].startswith(b"HTTP/1.1 200 OK")
+    code, stderr = server.stop()
+    assert code == 0
+    assert "Too many open files" not in stderr
+    assert stderr.count("the --max-connections limit") == 1
