@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import resource
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +49,10 @@ REFUSAL_LOG_INTERVAL = 10.0
 #: A FIN this soon after the last bytes of a request is a half-close, not a client giving up
 #: (seconds; see Connection.eof_received).
 HALF_CLOSE_WINDOW = 0.25
+#: Connections accepted per wake-up of the listening socket before other callbacks run.
+ACCEPT_BURST = 128
+#: How long accepting pauses when the process has run out of descriptors (seconds).
+ACCEPT_PAUSE = 0.1
 #: How long a cancelled handler may take to unwind after the grace period (seconds).
 CANCEL_WAIT = 0.25
 
@@ -104,66 +110,145 @@ class Limits:
 
 
 class Gate:
-    """Counts open connections and refuses those past ``limit``, logging once per burst."""
+    """Counts open connections (from their accept), refuses those past ``limit``, and logs each
+    kind of trouble once per burst (at most every ``REFUSAL_LOG_INTERVAL`` seconds)."""
 
     def __init__(self, limit: int, time: Callable[[], float]) -> None:
         self.limit = limit
         self.open = 0
         self.refused = 0
         self._time = time
-        self._logged_at: float | None = None
+        self._logged_at: dict[str, float] = {}
 
     def admit(self) -> bool:
         if self.open < self.limit:
             self.open += 1
             return True
         self.refused += 1
-        now = self._time()
-        if self._logged_at is None or now - self._logged_at >= REFUSAL_LOG_INTERVAL:
-            log.warning(
-                "mockllm: %d connections open, the --max-connections limit: refusing new ones with "
-                "503 (%d so far; this warning repeats at most every %gs)",
-                self.open,
-                self.refused,
-                REFUSAL_LOG_INTERVAL,
-            )
-            self._logged_at = now
+        self.warn(
+            "refused",
+            "mockllm: %d connections open, the --max-connections limit: refusing new ones with "
+            "503 (%d so far; this warning repeats at most every %gs)",
+            self.open,
+            self.refused,
+            REFUSAL_LOG_INTERVAL,
+        )
         return False
 
     def release(self) -> None:
         self.open -= 1
 
+    def warn(self, kind: str, message: str, *args: object) -> None:
+        now = self._time()
+        last = self._logged_at.get(kind)
+        if last is None or now - last >= REFUSAL_LOG_INTERVAL:
+            self._logged_at[kind] = now
+            log.warning(message, *args)
+
+
+class Listener:
+    """The accept loop, ours rather than ``loop.create_server``'s. asyncio's (Python 3.11)
+    accepts a whole backlog of connections (2,048 here) in one go before any protocol runs, so a
+    burst beyond the open-file limit ran out of descriptors whatever the limit said; and after
+    EMFILE it goes on calling ``accept()``, logging a traceback for each (the ~50,000 log lines
+    of issue 15). Here each connection is counted as it is accepted: past the limit it gets
+    ``REFUSED`` and is closed there and then, and on EMFILE (other descriptors ran out) accepting
+    pauses for ``ACCEPT_PAUSE`` with one warning."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        factory: Callable[[], asyncio.Protocol],
+        gate: Gate,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._sock = sock
+        self._factory = factory
+        self._gate = gate
+        self._loop = loop
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._paused: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Accept on ``sock``, which is bound, listening and non-blocking (``server.bind``)."""
+        self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        """Stop accepting; the connections already open are the runner's to shut down (those
+        still being set up are cancelled, so none starts after)."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        if self._paused is not None:
+            self._paused.cancel()
+        else:
+            self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BURST):  # then let the loop run everything else for a while
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                self._gate.warn(
+                    "accept",
+                    "mockllm: cannot accept connections (%s) with %d open; pausing for %gs "
+                    "(lower --max-connections, or raise the open-file limit)",
+                    exc.strerror,
+                    self._gate.open,
+                    ACCEPT_PAUSE,
+                )
+                self._loop.remove_reader(self._sock.fileno())
+                self._paused = self._loop.call_later(ACCEPT_PAUSE, self._resume)
+                return
+            if not self._gate.admit():
+                with contextlib.suppress(OSError):
+                    conn.setblocking(False)
+                    conn.send(REFUSED)
+                conn.close()
+                continue
+            task = self._loop.create_task(self._open(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _open(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._factory, conn)
+        except OSError:  # the transport closed at once: its protocol's connection_lost released it
+            conn.close()
+
+    def _resume(self) -> None:
+        self._paused = None
+        if not self._closed:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
 
 class Connection(RequestHandler):
     """aiohttp's per-connection protocol with the limits above (see the module docstring)."""
 
-    __slots__ = ("_admitted", "_gate", "_header_timeout", "_header_timer", "_last_data_at", "_last_payload")
+    __slots__ = ("_gate", "_header_timeout", "_header_timer", "_last_data_at", "_last_payload")
 
     def __init__(self, manager: web.Server, *, limits: Limits, gate: Gate, **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=limits.idle_timeout, **kwargs)
         self._gate = gate
         self._header_timeout = limits.header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
-        self._admitted = False
         self._last_payload: Any = None  # the body reader of the last request parsed
         self._last_data_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not self._gate.admit():
-            self._force_close = True  # data_received ignores anything the client sends
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(REFUSED)
-            transport.close()
-            return
-        self._admitted = True
         super().connection_made(transport)
         self._arm_header_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if not self._admitted:
-            return
-        self._admitted = False
-        self._gate.release()
+        self._gate.release()  # admitted at its accept (Listener)
         self._disarm_header_timer()
         super().connection_lost(exc)
 
@@ -230,11 +315,11 @@ class Connection(RequestHandler):
             self.force_close()
 
 
-def connection_factory(
-    runner: web.AppRunner, limits: Limits, loop: asyncio.AbstractEventLoop
-) -> Callable[[], Connection]:
-    """The protocol factory for ``loop.create_server``: one ``Connection`` per accepted socket,
-    all counted by one ``Gate``."""
+def listen(
+    sock: socket.socket, runner: web.AppRunner, limits: Limits, loop: asyncio.AbstractEventLoop
+) -> Listener:
+    """Serve ``runner``'s application on the bound socket ``sock``: one ``Connection`` per
+    accepted socket, all counted by one ``Gate``."""
     manager = runner.server
     assert manager is not None, "call runner.setup() first"
     gate = Gate(limits.connection_limit(), loop.time)
@@ -242,4 +327,6 @@ def connection_factory(
     def make() -> Connection:
         return Connection(manager, limits=limits, gate=gate, loop=loop, access_log=None)
 
-    return make
+    listener = Listener(sock, make, gate, loop)
+    listener.start()
+    return listener

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .app import STATE, Options, ServerState, create_app
 from .calls import CallLog
-from .connections import Limits, connection_factory
+from .connections import Limits, Listener, listen
 from .errors import MockLLMError
 from .loader import default_scenarios, load_scenarios, parse_scenarios, scenario_from_dict
 from .scenario import Scenario
@@ -111,7 +111,7 @@ class Server:
         self.reuse_port = reuse_port
         self.limits = Limits(header_timeout, idle_timeout, max_connections)
         self._runner: web.AppRunner | None = None
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: Listener | None = None
 
     @property
     def url(self) -> str:
@@ -131,13 +131,11 @@ class Server:
         )
         try:
             await self._runner.setup()
-            # Listening without aiohttp's SockSite, whose protocol factory is aiohttp's own
-            # handler: connections.py's adds the header timeout, the connection limit and the
-            # rest. The backlog is ours too (aiohttp's default of 128 made a burst of 1,000
-            # connects drop SYNs that were retried a second later).
-            loop = asyncio.get_running_loop()
-            factory = connection_factory(self._runner, self.limits, loop)
-            self._listener = await loop.create_server(factory, sock=sock, backlog=BACKLOG)
+            # Accepting without aiohttp's SockSite or asyncio's create_server: connections.py's
+            # Listener counts connections as it accepts them, and its Connection adds the header
+            # timeout and the rest. SockSite also listened again with aiohttp's backlog of 128,
+            # which made a burst of 1,000 connects drop SYNs that were retried a second later.
+            self._listener = listen(sock, self._runner, self.limits, asyncio.get_running_loop())
         except BaseException:
             sock.close()
             raise
