@@ -110,6 +110,29 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
             help="Largest request body accepted (larger: 413).",
         ),
         click.option(
+            "--header-timeout",
+            default="10s",
+            show_default=True,
+            callback=_duration,
+            help="A client must send a request's whole header block within this long (from "
+            "connecting, or from its first byte on a kept-alive connection), or get 408 and a close.",
+        ),
+        click.option(
+            "--idle-timeout",
+            default="75s",
+            show_default=True,
+            callback=_duration,
+            help="Close a kept-alive connection that sends nothing for this long between requests.",
+        ),
+        click.option(
+            "--max-connections",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Answer connections past N open ones with 503 and close them (one warning per "
+            "burst). Default: the open-file limit, which serve raises to its hard limit at start, "
+            "less 128.",
+        ),
+        click.option(
             "--cors",
             "cors",
             multiple=True,
@@ -180,6 +203,9 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         cors=tuple(params["cors"]),
         max_calls=params["max_calls"],
         redact_headers=tuple(params["redact_headers"]),
+        header_timeout=params["header_timeout"],
+        idle_timeout=params["idle_timeout"],
+        max_connections=params["max_connections"],
     )
 
 
@@ -212,13 +238,14 @@ def serve(**params: Any) -> None:
 
     from .errors import MockLLMError, ScenarioError
     from .service import serve as run
-    from .service import serve_workers
+    from .workers import serve_workers
 
     config = _config(params)
+    code = 0
     try:
         config.load()
         if config.workers > 1:
-            serve_workers(
+            code = serve_workers(
                 config,
                 lambda url: _announce(config, url),
                 params["log_format"],
@@ -230,6 +257,9 @@ def serve(**params: Any) -> None:
         raise click.ClickException(f"invalid scenarios:\n{exc}") from None
     except MockLLMError as exc:
         raise click.ClickException(str(exc)) from None
+    if code:
+        click.echo("mockllm stopped; a worker crashed (see above)", err=True)
+        sys.exit(code)
     click.echo("mockllm stopped", err=True)
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .app import create_app
 from .calls import CallLog
+from .connections import Limits, Listener, listen
 from .errors import MockLLMError
 from .loader import default_scenarios, load_scenarios, parse_scenarios, scenario_from_dict
 from .scenario import Scenario
@@ -100,13 +101,18 @@ class Server:
         options: Options | None = None,
         grace: float = 1.0,
         reuse_port: bool = False,
+        header_timeout: float = 10.0,
+        idle_timeout: float = 75.0,
+        max_connections: int | None = None,
     ) -> None:
         self.app = create_app(scenarios, time_scale=time_scale, options=options)
         self.host = host
         self.port = port
         self.grace = grace
         self.reuse_port = reuse_port
+        self.limits = Limits(header_timeout, idle_timeout, max_connections)
         self._runner: web.AppRunner | None = None
+        self._listener: Listener | None = None
 
     @property
     def url(self) -> str:
@@ -126,15 +132,22 @@ class Server:
         )
         try:
             await self._runner.setup()
-            # aiohttp listens again with its own backlog (128 by default): keep ours, or a burst
-            # of 1,000 connects has SYNs dropped and retried a second later.
-            await web.SockSite(self._runner, sock, backlog=BACKLOG).start()
+            # Accepting without aiohttp's SockSite or asyncio's create_server: connections.py's
+            # Listener counts connections as it accepts them, and its Connection adds the header
+            # timeout and the rest. SockSite also listened again with aiohttp's backlog of 128,
+            # which made a burst of 1,000 connects drop SYNs that were retried a second later.
+            self._listener = listen(sock, self._runner, self.limits, asyncio.get_running_loop())
         except BaseException:
             sock.close()
             raise
         return self.url
 
     async def stop(self) -> None:
+        """Stop listening at once, let running handlers finish for ``grace`` seconds, then cancel
+        what is left."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -156,11 +169,22 @@ class MockLLMServer:
         time_scale: float = 1.0,
         options: Options | None = None,
         grace: float = 1.0,
+        header_timeout: float = 10.0,
+        idle_timeout: float = 75.0,
+        max_connections: int | None = None,
     ) -> None:
         self.initial = resolve_scenarios(scenarios)
         self.initial_time_scale = time_scale
         self.server = Server(
-            self.initial, host=host, port=port, time_scale=time_scale, options=options, grace=grace
+            self.initial,
+            host=host,
+            port=port,
+            time_scale=time_scale,
+            options=options,
+            grace=grace,
+            header_timeout=header_timeout,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -1,5 +1,5 @@
 """mockllm as a service: serve until told to stop, wrap a command (``exec``), wait for readiness,
-reload scenario files, and serve from several processes.
+reload scenario files (several processes: ``workers.py``).
 
 Every way a served process ends: SIGINT or SIGTERM stops listening at once, lets running streams
 finish for up to ``grace`` seconds, cuts what is left, and exits 0.
@@ -12,7 +12,6 @@ import contextlib
 import gc
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -21,17 +20,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .calls import MAX_CALLS
+from .connections import raise_open_file_limit
 from .errors import MockLLMError, ScenarioError
 from .loader import SCENARIO_SUFFIXES, load_scenarios
-from .logs import LogFormat, configure
 from .scenario import Scenario
 from .selection import ScenarioSet
-from .server import MockLLMServer, Server, bind, resolve_scenarios
+from .server import MockLLMServer, Server, resolve_scenarios
 from .state import STATE, Options
 
 log = logging.getLogger("mockllm")
@@ -60,6 +59,9 @@ class ServeConfig:
     cors: tuple[str, ...] = ()
     max_calls: int = MAX_CALLS
     redact_headers: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    idle_timeout: float = 75.0
+    max_connections: int | None = None  # None: the open-file limit less connections.FD_RESERVE
 
     def options(self) -> Options:
         shown = {
@@ -91,6 +93,9 @@ class ServeConfig:
             "time_scale": self.time_scale,
             "options": self.options(),
             "grace": self.grace,
+            "header_timeout": self.header_timeout,
+            "idle_timeout": self.idle_timeout,
+            "max_connections": self.max_connections,
         }
 
 
@@ -116,14 +121,25 @@ async def serve(
     *,
     ready: Callable[[str], None] | None = None,
     reuse_port: bool = False,
+    parent_fd: int | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    """Serve until SIGINT or SIGTERM (or, given ``parent_fd``, the read end of a pipe, until
+    that reads EOF: the parent process is gone), then shut down gracefully."""
+    raise_open_file_limit()
     server = Server(config.load(), reuse_port=reuse_port, **config.server_arguments())
     _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if parent_fd is not None:
+
+        def orphaned() -> None:
+            log.warning("mockllm: the parent process is gone; stopping this worker")
+            loop.remove_reader(parent_fd)
+            stop.set()
+
+        loop.add_reader(parent_fd, orphaned)
     url = await server.start()
     watcher = asyncio.create_task(watch(server, config.scenarios)) if config.reload else None
     if config.url_file is not None and not reuse_port:
@@ -139,6 +155,8 @@ async def serve(
         await server.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if parent_fd is not None:
+            loop.remove_reader(parent_fd)
 
 
 def _tune_gc() -> None:
@@ -187,75 +205,10 @@ async def watch(server: Server, paths: Sequence[Path], interval: float = 0.3) ->
         log.info("mockllm: reloaded %d scenario(s): %s", len(replacement.names), ", ".join(replacement.names))
 
 
-# -- several processes --------------------------------------------------------------------------------
-
-
-def _worker(config: ServeConfig, log_format: LogFormat, verbosity: int) -> None:
-    configure(log_format, verbosity)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, reuse_port=True))
-
-
-def serve_workers(
-    config: ServeConfig, ready: Callable[[str], None], log_format: LogFormat = "text", verbosity: int = 0
-) -> int:
-    """Serve from ``config.workers`` processes that each bind the port with SO_REUSEPORT; the
-    kernel spreads new connections among them. This process only starts them, waits until
-    every one answers, forwards SIGINT/SIGTERM, and waits for them to finish."""
-    config.load()  # refuse bad scenarios before starting anything
-    reserved = bind(config.host, config.port, reuse_port=True, listen=False)
-    port = reserved.getsockname()[1]
-    config = replace(config, port=port)
-    context = multiprocessing.get_context("fork")
-    workers = [
-        context.Process(target=_worker, args=(config, log_format, verbosity), name=f"mockllm-worker-{i}")
-        for i in range(config.workers)
-    ]
-    for worker in workers:
-        worker.start()
-    reserved.close()  # bound but never listening: it only kept the port ours until the workers bound it
-
-    def forward(signum: int, frame: object) -> None:
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    url = url_of(config.host, port)
-    pids = _wait_for_workers(url, {w.pid for w in workers if w.pid}, timeout=30)
-    if pids is None:
-        forward(signal.SIGTERM, None)
-        for worker in workers:
-            worker.join()
-        raise MockLLMError("the worker processes did not all start")
-    if config.url_file is not None:
-        write_url_file(config.url_file, url)
-    ready(url)
-    for worker in workers:
-        worker.join()
-    return max((w.exitcode or 0) for w in workers)
-
-
-def _wait_for_workers(url: str, pids: set[int], timeout: float) -> set[int] | None:
-    """Poll /healthz until every worker has answered (each connection lands on one of them)."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = _health(url)
-        if body is not None:
-            seen.add(int(body.get("pid", 0)))
-            if pids <= seen:
-                return seen
-        else:
-            time.sleep(0.05)
-    return None
-
-
 # -- readiness -------------------------------------------------------------------------------------
 
 
-def _health(url: str) -> dict[str, Any] | None:
+def health(url: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
             if response.status == 200:
@@ -273,7 +226,7 @@ def wait_until_ready(url: str | None, url_file: Path | None, timeout: float) -> 
         target = url
         if target is None and url_file is not None and url_file.exists():
             target = url_file.read_text().strip() or None
-        if target is not None and _health(target.rstrip("/")) is not None:
+        if target is not None and health(target.rstrip("/")) is not None:
             return target
         if time.monotonic() >= deadline:
             where = target or (f"the URL in {url_file}" if url_file else "the server")

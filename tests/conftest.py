@@ -10,6 +10,8 @@ import pytest
 
 from mockllm import MockLLMServer, Scenario, scenario_from_dict
 
+from .served import Served
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +41,14 @@ def serve() -> Iterator[Serve]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def served() -> Iterator[list[Served]]:
+    """``mockllm serve`` subprocesses a test starts (with ``served.start()``); killed after the test."""
+    started: list[Served] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()

@@ -1,16 +1,17 @@
-"""mockllm as a CI service: exec, wait, the control API, reload, graceful shutdown, workers."""
+"""mockllm as a CI service: exec, wait, the control API, reload, graceful shutdown."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -21,55 +22,11 @@ from openapi_spec_validator import validate
 
 from . import rawhttp
 from .conftest import SCENARIOS, Serve
+from .served import MOCKLLM, Served, start
 
 pytestmark = pytest.mark.functional
 
-MOCKLLM = [sys.executable, "-m", "mockllm.cli"]
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-
-
-class Served:
-    """A ``mockllm serve`` subprocess and the URL it printed."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [*MOCKLLM, "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.process.stdout is not None
-        self.url = ""
-        for line in self.process.stdout:
-            match = re.match(r"Listening on (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                break
-        assert self.url, self.process.stderr.read() if self.process.stderr else ""
-
-    def stop(self, timeout: float = 15, *, signalled: bool = False) -> tuple[int, str]:
-        """SIGTERM (unless the test already sent it), then wait for the exit."""
-        if not signalled:
-            self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=timeout)
-        return self.process.returncode, stderr
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.communicate()
-
-
-def start(registry: list[Served], *args: str) -> Served:
-    server = Served(*args)
-    registry.append(server)
-    return server
 
 
 def mockllm(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -381,29 +338,25 @@ def test_sigterm_cuts_what_outlives_the_grace_period(served: list[Served], tmp_p
     assert not results[0].chunks()[1]
 
 
-# -- workers ----------------------------------------------------------------------------------------
-
-
-def test_two_workers_serve_concurrent_streams(served: list[Served], tmp_path: Path) -> None:
+def test_sigterm_with_many_stalled_streams_takes_one_grace_period(
+    served: list[Served], tmp_path: Path
+) -> None:
+    """aiohttp's shutdown waited the grace period twice for a handler that never ends."""
     scenario = tmp_path / "s.yaml"
-    scenario.write_text("reply: 'concurrent'\ntiming: {per_token: 30ms}\n")  # ~0.3 s each
-    server = start(served, "--scenario", str(scenario), "--workers", "2", "-q")
-    results: list[tuple[float, float, str | None, bytes]] = []
-
-    def one() -> None:
-        begin = time.monotonic()
-        response = rawhttp.post(f"{server.url}/v1/chat/completions", rawhttp.stream_body())
-        results.append((begin, time.monotonic(), response.header("x-mockllm-worker"), response.payload))
-
-    threads = [threading.Thread(target=one) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    assert len(results) == 16
-    assert all(b"data: [DONE]" in payload for *_, payload in results)
-    assert len({worker for _, _, worker, _ in results}) == 2
-    begins, ends = [r[0] for r in results], [r[1] for r in results]
-    assert max(begins) < min(ends), "the streams overlapped in time"
-    code, _ = server.stop()
-    assert code == 0
+    scenario.write_text("reply: ab\nfaults: [{at: 1, stall: forever}]\n")
+    server = start(served, "--scenario", str(scenario), "--grace", "2s", "-q")
+    request = rawhttp.request_bytes(f"{server.url}/v1/chat/completions", rawhttp.stream_body())
+    host, port = server.url.removeprefix("http://").split(":")
+    with contextlib.ExitStack() as stack:
+        streams = [
+            stack.enter_context(socket.create_connection((host, int(port)), timeout=10)) for _ in range(200)
+        ]
+        for sock in streams:
+            sock.sendall(request)
+        for sock in streams:  # every stream is under way: its first token arrived
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        started = time.monotonic()
+        code, stderr = server.stop()
+        elapsed = time.monotonic() - started
+    assert code == 0, stderr
+    assert 2 <= elapsed < 2 + 1.5
