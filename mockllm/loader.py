@@ -1,10 +1,10 @@
 """Scenario files → validated :class:`~mockllm.scenario.Scenario` objects, or every problem at once.
 
-YAML is read with PyYAML's SafeLoader, composing nodes first so that every key keeps its line and
-column. Each scenario is validated against the published JSON Schema (``data/scenario.schema.json``),
-whose errors are rewritten into short, positioned messages; then the checks a schema cannot express
-(a fault's ``at`` beyond the reply, two faults cutting one token, ...) run on the built model.
-Nothing stops at the first problem: a file reports all of its problems in one pass.
+YAML is read by :mod:`mockllm.yamlnodes`, which keeps every key's line and column. Each scenario is
+validated against the published JSON Schema (``data/scenario.schema.json``), whose errors are
+rewritten into short, positioned messages; then the checks a schema cannot express (a fault's
+``at`` beyond the reply, two faults cutting one token, ...) run on the built model. Nothing stops
+at the first problem: a file reports all of its problems in one pass.
 """
 
 from __future__ import annotations
@@ -19,17 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .duration import parse_duration
 from .errors import Problem, ScenarioError
 from .faults import FAULTS, Fault, action_of
 from .scenario import Scenario, Timing, ToolCall, Wire, split_tokens
-
-KeyPath = tuple[str | int, ...]
-#: (mark of the key, mark of the value) for every key and list item of a document.
-Marks = dict[KeyPath, tuple[yaml.Mark | None, yaml.Mark]]
-Locate = Callable[[KeyPath, bool], tuple[int, int]]
+from .yamlnodes import KeyPath, Locate, dotted, read_yaml
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -124,74 +118,22 @@ def _load_path(path: Path) -> Iterator[tuple[list[Scenario], list[Problem]]]:
 
 
 def _load_text(text: str, path: str, *, stem: str) -> tuple[list[Scenario], list[Problem]]:
-    problems: list[Problem] = []
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        return [], [Problem(path, *where, "", f"invalid YAML: {exc.problem or exc.context}")]
-    except yaml.YAMLError as exc:
-        return [], [Problem(path, 0, 0, "", f"invalid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    if node is None:
-        return [], [Problem(path, 0, 0, "", "empty file: expected a scenario or a list of scenarios")]
-
-    marks: Marks = {}
-    _walk(node, (), marks, path, problems)
-
-    def locate_in(prefix: KeyPath) -> Locate:
-        def locate(key: KeyPath, at_key: bool) -> tuple[int, int]:
-            full = prefix + key
-            while full not in marks and full:
-                full = full[:-1]
-            key_mark, value_mark = marks.get(full, (None, node.start_mark))
-            mark = key_mark if at_key and key_mark is not None else value_mark
-            return mark.line + 1, mark.column + 1
-
-        return locate
-
+    document, problems = read_yaml(text, path)
+    if document is None:
+        return [], problems
+    data = document.data
     scenarios: list[Scenario] = []
     if isinstance(data, list):
         for index, item in enumerate(data):
             default_name = None if len(data) > 1 else stem
-            built = _scenario(item, path, locate_in((index,)), default_name, problems)
+            built = _scenario(item, path, document.locator((index,)), default_name, problems)
             if built is not None:
                 scenarios.append(built)
     else:
-        built = _scenario(data, path, locate_in(()), stem, problems)
+        built = _scenario(data, path, document.locator(), stem, problems)
         if built is not None:
             scenarios.append(built)
     return scenarios, sorted(problems, key=lambda p: (p.line, p.column))
-
-
-def _walk(node: yaml.Node, at: KeyPath, marks: Marks, path: str, problems: list[Problem]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key == "<<":  # YAML merge keys: the constructor has merged them already
-                continue
-            if key in seen:
-                line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                problems.append(Problem(path, line, column, _dotted((*at, key)), "duplicate key"))
-            seen.add(key)
-            marks[(*at, key)] = (key_node.start_mark, value_node.start_mark)
-            _walk(value_node, (*at, key), marks, path, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            marks[(*at, index)] = (None, item.start_mark)
-            _walk(item, (*at, index), marks, path, problems)
-
-
-def _dotted(key: KeyPath) -> str:
-    out = ""
-    for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 # -- one scenario --------------------------------------------------------------------------------
@@ -204,7 +146,7 @@ def _scenario(
 
     def report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
         reported.add((key, message))
-        problems.append(Problem(path, *locate(key, at_key), _dotted(key), message))
+        problems.append(Problem(path, *locate(key, at_key), dotted(key), message))
 
     before = len(problems)
     if not isinstance(data, Mapping):
