@@ -33,7 +33,7 @@ def test_validate_reports_every_error_in_every_file(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{tmp_path}/a.yaml:2:21: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
-        f"{tmp_path}/b.yaml:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event",
+        f"{tmp_path}/b.yaml:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?",
     ]
     assert result.stdout == f"{tmp_path}/c.yaml: ok (c)\n"
 

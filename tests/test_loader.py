@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from mockllm import ScenarioError, load_scenarios, parse_scenarios, scenario_from_dict
 from mockllm.faults import Disconnect, MalformedLine, Split, Stall, decode_raw
-from mockllm.loader import schema
+from mockllm.schemaerrors import schema
 
 from .conftest import SCENARIOS
 
@@ -111,17 +111,17 @@ sequence:
   - {status: 99}
 """
     assert problems(tmp_path, text) == [
-        "s.yaml:3:1: tokns: unknown key (allowed: body, description, done, faults, finish_reason, "
+        "s.yaml:3:1: tokns: unknown key (allowed: body, default, description, done, faults, finish_reason, "
         "first_byte, headers, model, name, reply, sequence, status, timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
         "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed); "
         "did you mean 'jitter'?",
-        "s.yaml:9:25: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event",
+        "s.yaml:9:25: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?",
         "s.yaml:10:10: faults[1].at: must be a token index (0, 1, ...) or 'end', not 'x'",
         "s.yaml:11:20: faults[2].stall: 'soon' is not a duration (e.g. 100ms, 1.5s, 2m) or 'forever'",
         "s.yaml:12:13: faults[3].keepalive: only goes with 'stall'",
-        "s.yaml:13:17: wire.framing: 'chunky' is not one of chunked, close-delimited, content-length",
+        "s.yaml:13:17: wire.framing: 'chunky' is not one of chunked, close-delimited, content-length; did you mean 'chunked'?",
         "s.yaml:13:30: wire.bom: expected true or false, not 'yes'",
         "s.yaml:15:14: sequence[0].status: must be at least 400, not 99",
     ]
@@ -262,6 +262,7 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
     assert set(defs["scenario"]["properties"]) - set(defs["step"]["properties"]) == {
         "name",
         "description",
+        "default",
         "sequence",
     }
 

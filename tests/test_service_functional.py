@@ -289,7 +289,7 @@ def test_reload_swaps_files_and_keeps_the_old_set_when_invalid(tmp_path: Path, s
     _, stderr = server.stop()
     assert "scenario files changed but are invalid; keeping the old ones" in stderr
     assert (
-        f"{scenario}:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event"
+        f"{scenario}:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?"
         in stderr
     )
     assert "reloaded 1 scenario(s): live" in stderr
