@@ -182,7 +182,7 @@ def decode_raw(text: str) -> bytes:
         what = escape.group(1)
         octal = what.isdigit() and set(what) <= _OCTAL and int(what, 8) > 0o377
         if what in ("", "x") or (len(what) == 1 and what not in _SINGLE) or octal:
-            raise ValueError(f"{escape.group()!r} is not an escape (\\xHH, \\r, \\n, \\0, \\\\ are)")
+            raise ValueError(f"{escape.group()} is not an escape (\\xHH, \\r, \\n, \\0, \\\\ are)")
     decoded, _ = codecs.escape_decode(text.encode("utf-8"))
     return bytes(decoded)
 

@@ -9,13 +9,7 @@ import pytest
 
 from mockllm.yamlnodes import MAX_BYTES, MAX_DEPTH, MAX_NODES, dotted, read_bytes, read_yaml
 
-
-def laughs(levels: int, under: str = "") -> str:
-    """A "billion laughs": each level is ten aliases of the one before."""
-    lines = ['a0: &a0 ["lol"]']
-    lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]" for n in range(1, levels + 1)]
-    lines.append(f"reply: {under or 'hi'}")
-    return "\n".join(lines) + "\n"
+from .hostile import laughs
 
 
 def problems(text: str | bytes) -> list[str]:
