@@ -232,8 +232,13 @@ class _Constructor(SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:  # e.g. an impossible date: 2001-13-45
-            raise Refusal(f"{show(node.value)} is not a {_tag(node)}: {exc}", node.start_mark) from None
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # PyYAML's constructors trust the tag: 2001-13-45, !!int '', !!bool x
+            detail = f": {exc}" if isinstance(exc, ValueError) else ""
+            raise Refusal(
+                f"{show(node.value)} is not a valid !!{_tag(node)}{detail}", node.start_mark
+            ) from None
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         if len(node.value) > MAX_DIGITS:
