@@ -316,24 +316,18 @@ def wait(url: str | None, url_file: Path | None, timeout: float) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
-    """Check scenario files and directories; report every problem, exit 1 if there is any."""
-    from .loader import check_files, duplicate_names
+    """Check scenario files and directories as serve would load them together; report every
+    problem, exit 1 if there is any."""
+    from .loader import load_set
 
-    failed = False
-    everything = []
-    for file, scenarios, problems in check_files(paths):
-        everything += scenarios
-        if problems:
-            failed = True
-            for problem in problems:
-                click.echo(str(problem), err=True)
-        else:
-            names = ", ".join(s.name for s in scenarios)
-            click.echo(f"{file}: ok ({names})")
-    for problem in duplicate_names(everything):
-        failed = True
-        click.echo(str(problem), err=True)
-    if failed:
+    loaded = load_set(paths)
+    for source in loaded.sources:
+        for problem in source.problems:
+            click.echo(str(problem), err=True)
+        if not source.problems:
+            names = ", ".join(s.name for s in source.scenarios)
+            click.echo(f"{source.name}: ok ({names})")
+    if loaded.problems:
         sys.exit(1)
 
 

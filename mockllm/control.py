@@ -17,6 +17,7 @@ No request path or body is ever used to open a file: ``PUT`` takes the scenarios
 
 from __future__ import annotations
 
+import asyncio
 import os
 from importlib import resources
 from typing import Any
@@ -67,13 +68,11 @@ async def get_scenarios(request: web.Request) -> web.Response:
 
 
 async def put_scenarios(request: web.Request) -> web.Response:
+    body = await request.read()
     try:
-        text = (await request.read()).decode("utf-8")
-    except UnicodeDecodeError:
-        return _error(400, "The body must be UTF-8 YAML or JSON.")
-    try:
-        scenarios = parse_scenarios(text, "<request body>")
-        replacement = ScenarioSet(scenarios)
+        # Off the event loop: reading is bounded (mockllm.yamlnodes) but is still pure Python
+        # work that would hold up every stream while it runs.
+        replacement = await asyncio.to_thread(_scenario_set, body)
     except ScenarioError as exc:
         problems = [str(p) for p in exc.problems]
         return _error(400, "Invalid scenarios; the old ones are still served.", problems=problems)
@@ -81,6 +80,10 @@ async def put_scenarios(request: web.Request) -> web.Response:
         return _error(400, str(exc))
     request.app[STATE].scenarios = replacement
     return web.json_response({"scenarios": replacement.names, "default": replacement.default.name})
+
+
+def _scenario_set(body: bytes) -> ScenarioSet:
+    return ScenarioSet(parse_scenarios(body, "<request body>"))
 
 
 async def reset(request: web.Request) -> web.Response:

@@ -12,8 +12,10 @@ fixes every mistake in a file at once instead of one per run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class MockLLMError(Exception):
@@ -37,7 +39,28 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}:{self.column}" if self.line else self.path
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        # A path from the file system may hold an undecodable byte (a surrogate escape): the
+        # message must still print.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def show(value: Any) -> str:
+    """A value as a problem message quotes it: short, and printable whatever it is."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        # no repr: Python refuses to make one of more than 4,300 digits
+        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit integer"
+    text = repr(value)
+    if len(text) > 60:
+        size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} characters shown"
+        return f"{text[:40]}… ({size})"
+    return text
 
 
 class ScenarioError(MockLLMError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,15 @@ from .events import Close, Fragment, Hang, KeepAlive, Malformed, Step, StreamErr
 from .timeline import Cursor
 
 FaultT = TypeVar("FaultT", bound="type[Fault]")
+
+
+class SpecError(ValueError):
+    """A fault item the schema accepts but ``from_spec`` cannot build; ``key`` is within the item."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
 
 #: Fault classes by their YAML key; the order is the order errors list them in.
 FAULTS: dict[str, type[Fault]] = {}
@@ -160,7 +170,11 @@ class MalformedLine(Fault):
         value = spec["malformed"]
         replace = bool(spec.get("replace", False))
         if isinstance(value, Mapping):
-            return cls(at=at, kind="raw", raw=decode_raw(value["raw"]), replace=replace)
+            try:
+                raw = decode_raw(value["raw"])
+            except ValueError as exc:
+                raise SpecError("malformed.raw", str(exc)) from None
+            return cls(at=at, kind="raw", raw=raw, replace=replace)
         return cls(at=at, kind=value, replace=replace)
 
     def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
@@ -175,9 +189,21 @@ def decode_raw(text: str) -> bytes:
 
     YAML's double-quoted strings already decode ``"\x00"`` or ``"\r"`` themselves; write a byte
     above 0x7F in single quotes (``'\xff'``), since ``"\xff"`` in YAML means the character U+00FF.
+    Any other backslash is a ``ValueError`` (Python would keep it and warn).
     """
+    for escape in _ESCAPE.finditer(text):
+        what = escape.group(1)
+        octal = what.isdigit() and set(what) <= _OCTAL and int(what, 8) > 0o377
+        if what in ("", "x") or (len(what) == 1 and what not in _SINGLE) or octal:
+            raise ValueError(f"{escape.group()} is not an escape (\\xHH, \\r, \\n, \\0, \\\\ are)")
     decoded, _ = codecs.escape_decode(text.encode("utf-8"))
     return bytes(decoded)
+
+
+#: A backslash and what follows it: Python's bytes escapes, or one character (or none) that is not one.
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.?)", re.DOTALL | re.ASCII)
+_SINGLE = set("\\'\"abfnrtv\n01234567")
+_OCTAL = set("01234567")
 
 
 DISCONNECT_OUTCOMES = {"truncate": "eof", "fin": "fin", "reset": "reset", "mid-event": "fin"}

@@ -1,52 +1,85 @@
-"""Scenario files → validated :class:`~mockllm.scenario.Scenario` objects, or every problem at once.
+"""Scenario sources → validated :class:`~mockllm.scenario.Scenario` objects, or every problem at once.
 
-YAML is read with PyYAML's SafeLoader, composing nodes first so that every key keeps its line and
-column. Each scenario is validated against the published JSON Schema (``data/scenario.schema.json``),
-whose errors are rewritten into short, positioned messages; then the checks a schema cannot express
-(a fault's ``at`` beyond the reply, two faults cutting one token, ...) run on the built model.
-Nothing stops at the first problem: a file reports all of its problems in one pass.
+A source is a file, a directory (its ``*.yaml``/``*.yml`` files, sorted by name), YAML text, a
+mapping or a ``Scenario``. :func:`load_set` decides what a set of sources loads to, for every way
+scenarios arrive: ``mockllm validate`` and ``serve`` (:func:`load_scenarios`), ``PUT
+/_mockllm/scenarios`` (:func:`parse_scenarios`), ``MockLLMServer`` and the pytest fixture
+(:func:`resolve`). So a set ``validate`` accepts is a set ``serve`` serves.
+
+Text is read by :mod:`mockllm.yamlnodes` (bounded; every key keeps its line and column), a
+document being one scenario or a list of them, as many documents as ``---`` separates. Each
+scenario is built by :mod:`mockllm.builder`. Then the rules of a set: names are unique, at most
+one scenario says ``default: true``, and the default comes first. Nothing stops at the first
+problem: every problem of every source is reported in one pass, a set's own problems under the
+source that holds the offending scenario.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import itertools
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from functools import cache
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .duration import parse_duration
-from .errors import Problem, ScenarioError
-from .faults import FAULTS, Fault, action_of
-from .scenario import Scenario, Timing, ToolCall, Wire, split_tokens
-
-KeyPath = tuple[str | int, ...]
-#: (mark of the key, mark of the value) for every key and list item of a document.
-Marks = dict[KeyPath, tuple[yaml.Mark | None, yaml.Mark]]
-Locate = Callable[[KeyPath, bool], tuple[int, int]]
+from .builder import build_scenario
+from .errors import MockLLMError, Problem, ScenarioError
+from .scenario import Scenario, default_first
+from .yamlnodes import MAX_BYTES, Locate, read_bytes, read_yaml
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
+#: What :func:`load_set` takes: also ``bytes`` (YAML text, as a request body holds it).
+Source = Scenario | Mapping[str, Any] | str | bytes | Path
 
 
-@cache
-def schema() -> dict[str, Any]:
-    """The scenario JSON Schema shipped in the package (also what editors use for completion)."""
-    text = resources.files("mockllm").joinpath("data/scenario.schema.json").read_text("utf-8")
-    result: dict[str, Any] = json.loads(text)
-    return result
+@dataclass(frozen=True)
+class Loaded:
+    """One file, text or mapping of a set: the scenarios it holds and its problems."""
+
+    name: str
+    scenarios: tuple[Scenario, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
 
-@cache
-def _validator(definition: str) -> Any:
-    from jsonschema import Draft202012Validator
+@dataclass(frozen=True)
+class LoadedSet:
+    """What a set of sources loads to: each file, text or mapping, in order."""
 
-    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]})
+    sources: tuple[Loaded, ...]
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return tuple(problem for source in self.sources for problem in source.problems)
+
+    @property
+    def scenarios(self) -> tuple[Scenario, ...]:
+        """Every scenario, the default first."""
+        return default_first([scenario for source in self.sources for scenario in source.scenarios])
+
+    def result(self) -> tuple[Scenario, ...]:
+        """The scenarios; raises :class:`~mockllm.errors.ScenarioError` with every problem."""
+        if self.problems:
+            raise ScenarioError(self.problems)
+        return self.scenarios
+
+
+def load_set(sources: Iterable[Source], *, base: Path | None = None) -> LoadedSet:
+    """Load every source (see the module's docstring); a string names a file when
+    :func:`looks_like_path` says so, and relative paths are tried against ``base`` first."""
+    loaded: list[Loaded] = []
+    for source in sources:
+        if isinstance(source, Scenario):
+            loaded.append(Loaded(source.source, (source,)))
+        elif isinstance(source, Mapping):
+            loaded.append(_mapping(source, str(source.get("name", "inline"))))
+        elif isinstance(source, bytes):
+            loaded.append(_text(source, "<bytes>", stem="inline"))
+        elif isinstance(source, Path) or looks_like_path(source, base):
+            loaded += _path(source, base)
+        else:
+            loaded.append(_text(source, "<string>", stem="inline"))
+    return _with_set_rules(loaded)
 
 
 def load_scenarios(paths: Iterable[str | Path]) -> tuple[Scenario, ...]:
@@ -54,42 +87,28 @@ def load_scenarios(paths: Iterable[str | Path]) -> tuple[Scenario, ...]:
 
     Raises :class:`~mockllm.errors.ScenarioError` listing every problem in every file.
     """
-    scenarios: list[Scenario] = []
-    problems: list[Problem] = []
-    for path in paths:
-        for file_scenarios, file_problems in _load_path(Path(path)):
-            scenarios += file_scenarios
-            problems += file_problems
-    problems += duplicate_names(scenarios)
-    if problems:
-        raise ScenarioError(problems)
-    return tuple(scenarios)
+    return load_set(Path(path) for path in paths).result()
 
 
-def check_files(paths: Iterable[str | Path]) -> Iterator[tuple[str, list[Scenario], list[Problem]]]:
-    """For ``mockllm validate``: each file with its scenarios and problems."""
-    for path in paths:
-        path = Path(path)
-        for file, (scenarios, problems) in zip(_files(path), _load_path(path), strict=False):
-            yield str(file), scenarios, problems
-
-
-def parse_scenarios(text: str, path: str = "<string>") -> tuple[Scenario, ...]:
-    """Scenarios from YAML (or JSON) text; ``path`` names it in messages."""
-    scenarios, problems = _load_text(text, path, stem="inline")
-    problems += duplicate_names(scenarios)
-    if problems:
-        raise ScenarioError(problems)
-    return tuple(scenarios)
+def parse_scenarios(text: str | bytes, path: str = "<string>") -> tuple[Scenario, ...]:
+    """Scenarios from YAML (or JSON) text, or its UTF-8 bytes; ``path`` names it in messages."""
+    return _with_set_rules([_text(text, path, stem="inline")]).result()
 
 
 def scenario_from_dict(data: Mapping[str, Any], *, name: str = "inline") -> Scenario:
     """One scenario from a Python mapping, e.g. ``{"reply": "ok", "timing": {"per_token": "10ms"}}``."""
-    problems: list[Problem] = []
-    built = _scenario(dict(data), "<inline>", lambda key, at_key: (0, 0), name, problems)
-    if problems or built is None:
-        raise ScenarioError(problems)
-    return built
+    loaded = _mapping(data, name)
+    if loaded.problems or not loaded.scenarios:
+        raise ScenarioError(loaded.problems)
+    return loaded.scenarios[0]
+
+
+def resolve(sources: Iterable[Source], *, base: Path | None = None) -> tuple[Scenario, ...]:
+    """:func:`load_set`, raising every problem, and refusing an empty set."""
+    scenarios = load_set(sources, base=base).result()
+    if not scenarios:
+        raise MockLLMError("No scenarios given.")
+    return scenarios
 
 
 def default_scenarios() -> tuple[Scenario, ...]:
@@ -98,356 +117,114 @@ def default_scenarios() -> tuple[Scenario, ...]:
     return parse_scenarios(text, "<built-in default.yaml>")
 
 
-# -- files -------------------------------------------------------------------------------------
+def looks_like_path(text: str, base: Path | None = None) -> bool:
+    """Whether a string names a file or directory rather than being YAML text: one line that
+    exists (against ``base`` or here), or one line without ``": "`` (which a YAML mapping on one
+    line needs) that ends in ``.yaml``/``.yml`` or holds a path separator."""
+    if "\n" in text:
+        return False
+    if Path(text).exists() or (base is not None and (base / text).exists()):
+        return True
+    separator = "/" in text or os.sep in text
+    return ": " not in text and (text.rstrip().endswith(SCENARIO_SUFFIXES) or separator)
 
 
-def _files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file())
-    return [path]
+# -- sources ---------------------------------------------------------------------------------------
 
 
-def _load_path(path: Path) -> Iterator[tuple[list[Scenario], list[Problem]]]:
+def _path(given: str | Path, base: Path | None) -> list[Loaded]:
+    path = Path(given)
+    if base is not None and not path.is_absolute() and (base / path).exists():
+        path = base / path
     if not path.exists():
-        yield [], [Problem(str(path), 0, 0, "", "no such file or directory")]
-        return
-    files = _files(path)
+        return [Loaded(str(given), problems=(Problem(str(given), 0, 0, "", _no_such_file(path, base)),))]
+    if not path.is_dir():
+        return [_file(path)]
+    files = sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file())
     if not files:
-        yield [], [Problem(str(path), 0, 0, "", "no *.yaml or *.yml files in this directory")]
-    for file in files:
-        try:
-            text = file.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            yield [], [Problem(str(file), 0, 0, "", f"cannot read: {exc}")]
-            continue
-        yield _load_text(text, str(file), stem=file.stem)
+        problem = Problem(str(path), 0, 0, "", "no *.yaml or *.yml files in this directory")
+        return [Loaded(str(path), problems=(problem,))]
+    return [_file(file) for file in files]
 
 
-def _load_text(text: str, path: str, *, stem: str) -> tuple[list[Scenario], list[Problem]]:
-    problems: list[Problem] = []
-    loader = yaml.SafeLoader(text)
+def _no_such_file(path: Path, base: Path | None) -> str:
+    if path.is_absolute():
+        return "no such file or directory"
+    here = Path.cwd()
+    if base is None or base.resolve() == here:
+        return f"no such file or directory (relative to {here})"
+    return f"no such file or directory (looked in {base}, then in {here})"
+
+
+def _file(file: Path) -> Loaded:
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        return [], [Problem(path, *where, "", f"invalid YAML: {exc.problem or exc.context}")]
-    except yaml.YAMLError as exc:
-        return [], [Problem(path, 0, 0, "", f"invalid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    if node is None:
-        return [], [Problem(path, 0, 0, "", "empty file: expected a scenario or a list of scenarios")]
+        with file.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)  # a larger file is refused unread
+    except OSError as exc:
+        problem = Problem(str(file), 0, 0, "", f"cannot read: {exc.strerror or exc}")
+        return Loaded(str(file), problems=(problem,))
+    return _text(data, str(file), stem=file.stem)
 
-    marks: Marks = {}
-    _walk(node, (), marks, path, problems)
 
-    def locate_in(prefix: KeyPath) -> Locate:
-        def locate(key: KeyPath, at_key: bool) -> tuple[int, int]:
-            full = prefix + key
-            while full not in marks and full:
-                full = full[:-1]
-            key_mark, value_mark = marks.get(full, (None, node.start_mark))
-            mark = key_mark if at_key and key_mark is not None else value_mark
-            return mark.line + 1, mark.column + 1
-
-        return locate
-
-    scenarios: list[Scenario] = []
-    if isinstance(data, list):
-        for index, item in enumerate(data):
-            default_name = None if len(data) > 1 else stem
-            built = _scenario(item, path, locate_in((index,)), default_name, problems)
-            if built is not None:
-                scenarios.append(built)
-    else:
-        built = _scenario(data, path, locate_in(()), stem, problems)
+def _text(text: str | bytes, path: str, *, stem: str) -> Loaded:
+    documents, problems = read_bytes(text, path) if isinstance(text, bytes) else read_yaml(text, path)
+    items: list[tuple[Any, Locate]] = []
+    for document in documents:
+        if isinstance(document.data, list):
+            if not document.data:
+                mark = document.node.start_mark
+                message = "an empty list: expected at least one scenario"
+                problems.append(Problem(path, mark.line + 1, mark.column + 1, "", message))
+            items += [(item, document.locator((index,))) for index, item in enumerate(document.data)]
+        else:
+            items.append((document.data, document.locator()))
+    default_name = stem if len(items) == 1 else None
+    scenarios = []
+    for data, locate in items:
+        built = build_scenario(data, path, locate, default_name, problems)
         if built is not None:
             scenarios.append(built)
-    return scenarios, sorted(problems, key=lambda p: (p.line, p.column))
+    ordered = sorted(problems, key=lambda p: (p.line, p.column))
+    return Loaded(path, tuple(scenarios), tuple(ordered))
 
 
-def _walk(node: yaml.Node, at: KeyPath, marks: Marks, path: str, problems: list[Problem]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key == "<<":  # YAML merge keys: the constructor has merged them already
-                continue
-            if key in seen:
-                line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                problems.append(Problem(path, line, column, _dotted((*at, key)), "duplicate key"))
-            seen.add(key)
-            marks[(*at, key)] = (key_node.start_mark, value_node.start_mark)
-            _walk(value_node, (*at, key), marks, path, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            marks[(*at, index)] = (None, item.start_mark)
-            _walk(item, (*at, index), marks, path, problems)
+def _mapping(data: Mapping[str, Any], name: str) -> Loaded:
+    problems: list[Problem] = []
+    built = build_scenario(dict(data), "<inline>", lambda key, at_key: (0, 0), name, problems)
+    return Loaded("<inline>", () if built is None else (built,), tuple(problems))
 
 
-def _dotted(key: KeyPath) -> str:
-    out = ""
-    for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+# -- the rules of a set ----------------------------------------------------------------------------
 
 
-# -- one scenario --------------------------------------------------------------------------------
-
-
-def _scenario(
-    data: Any, path: str, locate: Locate, default_name: str | None, problems: list[Problem]
-) -> Scenario | None:
-    reported: set[tuple[KeyPath, str]] = set()
-
-    def report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
-        reported.add((key, message))
-        problems.append(Problem(path, *locate(key, at_key), _dotted(key), message))
-
-    before = len(problems)
-    if not isinstance(data, Mapping):
-        report((), f"a scenario must be a mapping with at least a 'reply', not {_show(data)}")
-        return None
-    _schema_problems(data, "scenario", report)
-    if "reply" not in data and "tool_calls" not in data:
-        report((), "missing key 'reply' (a scenario needs a reply, tool_calls, or both)")
-    if "name" not in data and default_name is None:
-        report((), "missing key 'name' (required when a file holds several scenarios)")
-    if len(problems) > before:
-        return None
-
-    name = data.get("name", default_name)
-    source = f"{path}:{locate((), False)[0]}" if locate((), False)[0] else path
-    base = {key: value for key, value in data.items() if key != "sequence"}
-    main = _build(base, name, source, report)
-    steps = []
-    for index, step in enumerate(data.get("sequence", ())):
-        merged = _merge(base, step)
-        in_step = _step_reporter(report, reported, index, step)
-        steps.append(_build(merged, name, source, in_step))
-    if main is None or None in steps or len(problems) > before:
-        return None
-    return Scenario(**{**main.__dict__, "sequence": tuple(s for s in steps if s is not None)})
-
-
-def _step_reporter(
-    report: Callable[..., None],
-    reported: set[tuple[KeyPath, str]],
-    index: int,
-    step: Mapping[str, Any],
-) -> Callable[..., None]:
-    """Report a problem of a merged sequence step at the step's own key when it set that key,
-    and otherwise at the scenario's key, unless the scenario itself already has that problem."""
-
-    def step_report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
-        if key and key[0] in step:
-            report(("sequence", index, *key), message, at_key=at_key)
-        elif (key, message) not in reported:
-            report(key, f"{message} (in sequence[{index}])", at_key=at_key)
-
-    return step_report
-
-
-def _merge(base: Mapping[str, Any], step: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(dict(base))
-    for key, value in step.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[..., None]) -> Scenario | None:
-    reply = data.get("reply", "")
-    mode = data.get("tokens", "rune")
-    tokens = tuple(reply) if isinstance(reply, list) else split_tokens(reply, mode)
-    tool_calls = _tool_calls(data.get("tool_calls", []), report)
-    if tool_calls is None:
-        return None
-    timing = data.get("timing", {})
-    wire = data.get("wire", {})
-    stream_tokens = tokens + tuple(f for call in tool_calls for f in call.fragments(mode))
-    faults = _faults(data.get("faults", []), stream_tokens, wire, report)
-    if faults is None:
-        return None
-    return Scenario(
-        name=name,
-        tokens=tokens,
-        description=data.get("description", ""),
-        tool_calls=tool_calls,
-        token_mode=mode,
-        model=data.get("model"),
-        finish_reason=data.get("finish_reason", "tool_calls" if tool_calls else "stop"),
-        done=data.get("done", True),
-        timing=Timing(
-            first_token=parse_duration(timing.get("first_token", 0)),
-            per_token=parse_duration(timing.get("per_token", 0)),
-            jitter=parse_duration(timing.get("jitter", 0)),
-            seed=timing.get("seed", 0),
-        ),
-        faults=faults,
-        status=data.get("status"),
-        headers=tuple((str(k), str(v)) for k, v in data.get("headers", {}).items()),
-        body=data.get("body"),
-        first_byte=parse_duration(data.get("first_byte", 0)),
-        wire=Wire(**wire),
-        source=source,
-    )
-
-
-def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> tuple[ToolCall, ...] | None:
-    calls = []
-    for index, spec in enumerate(specs):
-        arguments = spec.get("arguments", {})
-        if isinstance(arguments, str):
-            try:
-                parsed = json.loads(arguments)
-            except json.JSONDecodeError as exc:
-                report(("tool_calls", index, "arguments"), f"is not valid JSON: {exc.msg}")
-                return None
-            if not isinstance(parsed, dict):
-                report(("tool_calls", index, "arguments"), "must be JSON text of an object")
-                return None
-        else:
-            arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
-        calls.append(ToolCall(spec["name"], arguments, spec.get("id")))
-    return tuple(calls)
-
-
-def _faults(
-    specs: list[Mapping[str, Any]],
-    tokens: tuple[str, ...],
-    wire: Mapping[str, Any],
-    report: Callable[..., None],
-) -> tuple[Fault, ...] | None:
-    built: list[tuple[int, Fault]] = []  # (index in the file's list, fault)
-    ok = True
-    for index, spec in enumerate(specs):
-        here: KeyPath = ("faults", index)
-        actions = action_of(spec)
-        if len(actions) != 1:
-            found = ", ".join(actions) if actions else "none"
-            report(here, f"needs exactly one of {', '.join(FAULTS)} (found: {found})")
-            ok = False
-            continue
-        at = None if spec["at"] == "end" else spec["at"]
-        if at is not None and at >= len(tokens):
-            last = f"the last token is at {len(tokens) - 1}" if tokens else "the reply has no tokens"
-            report((*here, "at"), f"{at} is beyond the reply: {last}; use 'end' for after it")
-            ok = False
-            continue
-        fault = FAULTS[actions[0]].from_spec(at, spec)
-        for key, message in fault.check(tokens):
-            report(here + tuple(key.split(".")), message)
-            ok = False
-        built.append((index, fault))
-
-    def position(item: tuple[int, Fault]) -> tuple[float, int]:
-        index, fault = item
-        return (float("inf") if fault.at is None else fault.at, index)
-
-    ordered = sorted(built, key=position)
-    for (first_index, first), (index, fault) in itertools.pairwise(ordered):
-        if first.at == fault.at and first.cuts and fault.cuts:
-            report(("faults", index), f"cuts the same token as faults[{first_index}]")
-            ok = False
-    ender = next(((i, f) for i, f in ordered if f.ends_stream), None)
-    if ender is not None:
-        for index, _ in ordered[ordered.index(ender) + 1 :]:
-            report(("faults", index), f"never fires: faults[{ender[0]}] ends the stream before it")
-            ok = False
-    forever = any(f.ends_stream and f.key == "stall" for _, f in built)
-    if forever and wire.get("framing") == "content-length":
-        report(("wire", "framing"), "content-length cannot frame a stream that stalls forever")
-        ok = False
-    return tuple(f for _, f in built) if ok else None
-
-
-# -- JSON Schema errors → short messages -----------------------------------------------------------
-
-
-def _schema_problems(data: Any, definition: str, report: Callable[..., None]) -> None:
-    for error in sorted(_validator(definition).iter_errors(data), key=lambda e: list(map(str, e.path))):
-        key: KeyPath = tuple(error.absolute_path)
-        for sub_key, message, at_key in _explain(error):
-            report(key + sub_key, message, at_key=at_key)
-
-
-def _explain(error: Any) -> Iterator[tuple[KeyPath, str, bool]]:
-    """Yield (key below the error's path, message, point at the key rather than the value)."""
-    sub = error.schema if isinstance(error.schema, Mapping) else {}
-    value = error.instance
-    kind = error.validator
-    if "x-mockllm-message" in sub:
-        yield (), sub["x-mockllm-message"].format(value=_show(value)), False
-    elif kind == "additionalProperties":
-        allowed = sorted(sub.get("properties", {}))
-        for extra in sorted(set(value) - set(allowed)):
-            close = difflib.get_close_matches(str(extra), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            yield (extra,), f"unknown key (allowed: {', '.join(allowed)}){hint}", True
-    elif kind == "required":
-        for missing in error.validator_value:
-            if missing not in value:
-                yield (), f"missing required key {missing!r}", False
-    elif kind == "dependentRequired":
-        for key, needs in error.validator_value.items():
-            if key in value and any(need not in value for need in needs):
-                yield (key,), f"only goes with {' and '.join(map(repr, needs))}", True
-    elif kind == "enum":
-        yield (), f"{_show(value)} is not one of {', '.join(map(str, error.validator_value))}", False
-    elif kind == "type":
-        expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else expected
-        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        yield (), f"expected {wanted}, not {_show(value)}", False
-    elif kind in ("minimum", "maximum"):
-        word = "at least" if kind == "minimum" else "at most"
-        yield (), f"must be {word} {error.validator_value}, not {_show(value)}", False
-    elif kind == "minItems":
-        yield (), "must not be empty", False
-    else:
-        yield (), error.message, False
-
-
-_TYPE_NAMES = {
-    "object": "a mapping",
-    "array": "a list",
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "true or false",
-    "null": "null",
-}
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    return repr(value)
-
-
-def duplicate_names(scenarios: Iterable[Scenario]) -> list[Problem]:
-    seen: dict[str, Scenario] = {}
-    problems = []
-    for scenario in scenarios:
-        first = seen.setdefault(scenario.name, scenario)
-        if first is not scenario:
-            path, _, line = scenario.source.rpartition(":")
-            problems.append(
-                Problem(
-                    path or scenario.source,
-                    int(line) if line.isdigit() else 0,
-                    1 if line.isdigit() else 0,
-                    "name",
-                    f"duplicate scenario name {scenario.name!r} (first in {first.source})",
+def _with_set_rules(sources: list[Loaded]) -> LoadedSet:
+    """Names are unique and at most one scenario is the default: each problem is filed under the
+    source of the scenario that breaks the rule (the second of a name, the second default)."""
+    names: dict[str, Scenario] = {}
+    default: Scenario | None = None
+    checked = []
+    for source in sources:
+        problems = []
+        for scenario in source.scenarios:
+            first = names.setdefault(scenario.name, scenario)
+            if first is not scenario:
+                message = f"duplicate scenario name {scenario.name!r} (first in {first.source})"
+                problems.append(_at_scenario(scenario, "name", message))
+            if scenario.default and default is None:
+                default = scenario
+            elif scenario.default and default is not None:
+                message = (
+                    f"a second default: {default.name!r} ({default.source}) is one already; "
+                    "at most one scenario of a set says default: true"
                 )
-            )
-    return problems
+                problems.append(_at_scenario(scenario, "default", message))
+        checked.append(replace(source, problems=(*source.problems, *problems)) if problems else source)
+    return LoadedSet(tuple(checked))
+
+
+def _at_scenario(scenario: Scenario, key: str, message: str) -> Problem:
+    """A problem at the start of a scenario, from its ``source`` (``path:line``)."""
+    path, _, line = scenario.source.rpartition(":")
+    if not line.isdigit():
+        return Problem(scenario.source, 0, 0, key, message)
+    return Problem(path, int(line), 1, key, message)

@@ -7,7 +7,7 @@ from a file, a mapping or YAML text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +76,8 @@ class Scenario:
     name: str
     tokens: tuple[str, ...]
     description: str = ""
+    #: ``default: true``: this scenario answers a request that selects none.
+    default: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
     token_mode: TokenMode = "rune"
     model: str | None = None
@@ -127,3 +129,11 @@ class Scenario:
         if not self.sequence:
             return self
         return self.sequence[min(n, len(self.sequence) - 1)]
+
+
+def default_first(scenarios: Sequence[Scenario]) -> tuple[Scenario, ...]:
+    """The scenarios with the default first: the one marked ``default: true``, else the first."""
+    marked = next((s for s in scenarios if s.default), None)
+    if marked is None:
+        return tuple(scenarios)
+    return (marked, *(s for s in scenarios if s is not marked))

@@ -1,9 +1,10 @@
 """Which scenario answers a request, and which step of its ``sequence``.
 
 Selection, in order: the ``X-Mockllm-Scenario`` header (an unknown name is an error, never a silent
-fallback); else a scenario whose name equals the request's ``model``; else the default, the first
-scenario loaded. Each scenario counts the requests it answered, so its n-th request gets step n of
-its ``sequence``; :meth:`ScenarioSet.reset_counters` starts every sequence again.
+fallback); else a scenario whose name equals the request's ``model``; else the default: the
+scenario marked ``default: true``, or else the first loaded. Each scenario counts the requests it
+answered, so its n-th request gets step n of its ``sequence``; :meth:`ScenarioSet.reset_counters`
+starts every sequence again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from .errors import MockLLMError, ScenarioNotFound
-from .scenario import Scenario
+from .scenario import Scenario, default_first
 
 HEADER = "X-Mockllm-Scenario"
 Reason = Literal["header", "model", "default"]
@@ -25,7 +26,7 @@ class ScenarioSet:
     def __init__(self, scenarios: Sequence[Scenario]) -> None:
         if not scenarios:
             raise MockLLMError("A mock server needs at least one scenario.")
-        self.scenarios = tuple(scenarios)
+        self.scenarios = default_first(scenarios)
         self._by_name = {s.name: s for s in scenarios}
         self._answered: Counter[str] = Counter()
 

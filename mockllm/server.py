@@ -19,7 +19,7 @@ from .app import create_app
 from .calls import CallLog
 from .connections import Limits, Listener, listen
 from .errors import MockLLMError
-from .loader import default_scenarios, load_scenarios, parse_scenarios, scenario_from_dict
+from .loader import default_scenarios, resolve
 from .scenario import Scenario
 from .selection import ScenarioSet
 from .state import STATE, Options, ServerState
@@ -55,37 +55,14 @@ def resolve_scenarios(
     sources: ScenarioSource | Iterable[ScenarioSource] | None, *, base: Path | None = None
 ) -> tuple[Scenario, ...]:
     """Scenarios from any mix of Scenario objects, mappings, YAML text and paths; ``None`` gives
-    the built-in default. A string names a file or directory if one exists there (relative paths
-    are tried against ``base`` first), and is read as YAML text otherwise."""
+    the built-in default. A string is a path if it looks like one (:func:`~mockllm.loader.looks_like_path`:
+    a path that does not exist is an error, never YAML text); relative paths are tried against
+    ``base`` first. Raises :class:`~mockllm.errors.ScenarioError` with every problem."""
     if sources is None:
         return default_scenarios()
     if isinstance(sources, Scenario | dict | str | Path):
         sources = [sources]
-    scenarios: list[Scenario] = []
-    paths: list[Path] = []
-    for source in sources:
-        if isinstance(source, Scenario):
-            scenarios.append(source)
-        elif isinstance(source, dict):
-            scenarios.append(scenario_from_dict(source, name=str(source.get("name", "inline"))))
-        elif isinstance(source, Path) or _is_path(source, base):
-            path = Path(source)
-            if base is not None and not path.is_absolute() and (base / path).exists():
-                path = base / path
-            paths.append(path)
-        else:
-            scenarios += parse_scenarios(source, "<string>")
-    if paths:
-        scenarios += load_scenarios(paths)
-    if not scenarios:
-        raise MockLLMError("No scenarios given.")
-    return tuple(scenarios)
-
-
-def _is_path(text: str, base: Path | None) -> bool:
-    if "\n" in text or ": " in text:
-        return False
-    return Path(text).exists() or (base is not None and (base / text).exists())
+    return resolve(sources, base=base)
 
 
 class Server:

@@ -33,7 +33,8 @@ class MockLLM(Protocol):
 
     @property
     def scenario(self) -> Scenario:
-        """The scenario that answers a request that selects none (the first loaded)."""
+        """The scenario that answers a request that selects none (the one marked
+        ``default: true``, else the first loaded)."""
         ...
 
     @property
@@ -45,5 +46,6 @@ class MockLLM(Protocol):
         ...
 
     def use(self, *sources: ScenarioSource) -> MockLLM:
-        """Serve these scenarios (the first is the default) for the rest of the test."""
+        """Serve these scenarios (the default: the one marked ``default: true``, else the first)
+        for the rest of the test."""
         ...

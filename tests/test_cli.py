@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from mockllm.cli import main
 
 from .conftest import SCENARIOS
+from .hostile import laughs
 
 
 def test_validate_ok_lists_every_file() -> None:
@@ -33,7 +34,7 @@ def test_validate_reports_every_error_in_every_file(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{tmp_path}/a.yaml:2:21: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
-        f"{tmp_path}/b.yaml:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event",
+        f"{tmp_path}/b.yaml:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?",
     ]
     assert result.stdout == f"{tmp_path}/c.yaml: ok (c)\n"
 
@@ -109,3 +110,46 @@ def test_serve_reports_a_taken_port() -> None:
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 1
     assert f"Error: Cannot listen on 127.0.0.1:{port}: Address already in use" in stderr
+
+
+# -- validate = serve ------------------------------------------------------------------------------
+
+
+def test_validate_refuses_a_directory_without_scenarios_as_serve_does(tmp_path: Path) -> None:
+    validated = CliRunner().invoke(main, ["validate", str(tmp_path)])
+    served = CliRunner().invoke(main, ["serve", "--scenario", str(tmp_path), "--port", "0"])
+    message = f"{tmp_path}: no *.yaml or *.yml files in this directory"
+    assert (validated.exit_code, validated.stdout, validated.stderr) == (1, "", message + "\n")
+    assert (served.exit_code, served.output) == (1, f"Error: invalid scenarios:\n{message}\n")
+
+
+def test_a_file_with_a_duplicate_name_is_not_ok(tmp_path: Path) -> None:
+    (tmp_path / "two.yaml").write_text("- {name: a, reply: x}\n- {name: a, reply: y}\n")
+    (tmp_path / "fine.yaml").write_text("reply: z\n")
+    result = CliRunner().invoke(main, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stdout == f"{tmp_path}/fine.yaml: ok (fine)\n"
+    assert (
+        result.stderr
+        == f"{tmp_path}/two.yaml:2:1: name: duplicate scenario name 'a' (first in {tmp_path}/two.yaml:1)\n"
+    )
+
+
+def test_validate_names_where_a_relative_path_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "scenarios/slw.yaml"])
+    assert result.exit_code == 1
+    assert result.stderr == f"scenarios/slw.yaml: no such file or directory (relative to {tmp_path})\n"
+
+
+def test_validate_prints_a_hostile_file_s_problem_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "bomb.yaml").write_text(laughs(9))
+    (tmp_path / "name.yaml").write_text('name: "\\ud800"\nreply: hi\n')
+    result = CliRunner().invoke(main, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{tmp_path}/bomb.yaml:5:25: more than 10,000 YAML nodes (aliases expanded): mockllm reads no more",
+        f"{tmp_path}/name.yaml:1:7: name: contains a lone surrogate (U+D800): not Unicode text, so it cannot be sent",
+    ]

@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from mockllm import ScenarioError, load_scenarios, parse_scenarios, scenario_from_dict
 from mockllm.faults import Disconnect, MalformedLine, Split, Stall, decode_raw
-from mockllm.loader import schema
+from mockllm.schemaerrors import schema
 
 from .conftest import SCENARIOS
 
@@ -111,17 +111,17 @@ sequence:
   - {status: 99}
 """
     assert problems(tmp_path, text) == [
-        "s.yaml:3:1: tokns: unknown key (allowed: body, description, done, faults, finish_reason, "
+        "s.yaml:3:1: tokns: unknown key (allowed: body, default, description, done, faults, finish_reason, "
         "first_byte, headers, model, name, reply, sequence, status, timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
         "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed); "
         "did you mean 'jitter'?",
-        "s.yaml:9:25: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event",
+        "s.yaml:9:25: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?",
         "s.yaml:10:10: faults[1].at: must be a token index (0, 1, ...) or 'end', not 'x'",
         "s.yaml:11:20: faults[2].stall: 'soon' is not a duration (e.g. 100ms, 1.5s, 2m) or 'forever'",
         "s.yaml:12:13: faults[3].keepalive: only goes with 'stall'",
-        "s.yaml:13:17: wire.framing: 'chunky' is not one of chunked, close-delimited, content-length",
+        "s.yaml:13:17: wire.framing: 'chunky' is not one of chunked, close-delimited, content-length; did you mean 'chunked'?",
         "s.yaml:13:30: wire.bom: expected true or false, not 'yes'",
         "s.yaml:15:14: sequence[0].status: must be at least 400, not 99",
     ]
@@ -262,6 +262,7 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
     assert set(defs["scenario"]["properties"]) - set(defs["step"]["properties"]) == {
         "name",
         "description",
+        "default",
         "sequence",
     }
 
@@ -293,4 +294,235 @@ def test_tool_call_problems(tmp_path: Path) -> None:
     ]
     assert problems(tmp_path, "reply: ab\ntool_calls: [{name: f}]\nfaults: [{at: 5, stall: 1s}]\n") == [
         "s.yaml:3:15: faults[0].at: 5 is beyond the reply: the last token is at 3; use 'end' for after it"
+    ]
+
+
+# -- issue 16: no traceback, no lie -----------------------------------------------------------------
+
+
+def one_problem(text: str) -> list[str]:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenarios(text, "x.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+MALFORMED_CHOICES = (
+    'invalid-json, truncated-json, not-json, missing-prefix, bad-utf8, or a mapping {raw: "..."}'
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the message's literal {raw: ...} was read as a str.format placeholder: KeyError
+        (
+            "reply: abc\nfaults: [{at: 1, malformed: bogus}]\n",
+            f"x.yaml:2:29: faults[0].malformed: 'bogus' is not one of {MALFORMED_CHOICES}",
+        ),
+        (
+            "reply: abc\nfaults: [{at: 1, malformed: 5}]\n",
+            f"x.yaml:2:29: faults[0].malformed: 5 is not one of {MALFORMED_CHOICES}",
+        ),
+        (
+            "reply: abc\nfaults: [{at: 1, malformed: {raw: 5}}]\n",
+            "x.yaml:2:35: faults[0].malformed.raw: expected a string, not 5",
+        ),
+        (
+            "reply: abc\nfaults: [{at: 1, malformed: {raw: 'a\\q'}}]\n",
+            "x.yaml:2:35: faults[0].malformed.raw: \\q is not an escape (\\xHH, \\r, \\n, \\0, \\\\ are)",
+        ),
+        # keys of several types could not be sorted: TypeError
+        (
+            "1: a\nreply: hi\n",
+            "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, default, description, done, faults, "
+            "finish_reason, first_byte, headers, model, name, reply, sequence, status, timing, tokens, "
+            "tool_calls, wire)",
+        ),
+        # seed of 5,000 digits: ValueError from int()
+        (
+            "reply: hi\ntiming: {seed: " + "1" * 5000 + "}\n",
+            "x.yaml:2:16: an integer of 5,000 digits: mockllm reads integers of at most 4,300",
+        ),
+        # crashed validate while printing it
+        (
+            'name: "\\ud800"\nreply: hi\n',
+            "x.yaml:1:7: name: contains a lone surrogate (U+D800): not Unicode text, so it cannot be sent",
+        ),
+    ],
+)
+def test_what_raised_a_traceback_is_a_positioned_problem(text: str, expected: str) -> None:
+    assert one_problem(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # 500 "Forbidden control character", or a dropped connection with status:
+        (
+            'reply: hi\nheaders: {X-A: "a\\r\\nb"}\n',
+            "x.yaml:2:16: headers.X-A: 'a\\r\\nb' cannot be sent as a header: it contains a control "
+            "character (U+000D)",
+        ),
+        (
+            'reply: hi\nstatus: 503\nheaders: {Retry-After: "1\\n"}\n',
+            "x.yaml:3:24: headers.Retry-After: '1\\n' cannot be sent as a header: it contains a control "
+            "character (U+000A)",
+        ),
+        (
+            'reply: hi\nwire: {content_type: "text/plain\\r\\nX: y"}\n',
+            "x.yaml:2:22: wire.content_type: 'text/plain\\r\\nX: y' cannot be sent as a header: it "
+            "contains a control character (U+000D)",
+        ),
+        (
+            "reply: hi\nheaders: {Bad Name: x}\n",
+            "x.yaml:2:11: headers.'Bad Name': 'Bad Name' is not a header name (letters, digits and "
+            "!#$%&'*+-.^_`|~ only)",
+        ),
+        # they break the response's framing
+        (
+            "reply: hi\nheaders: {Content-Length: 5}\n",
+            "x.yaml:2:11: headers.Content-Length: mockllm frames the body itself (wire.framing): a "
+            "Content-Length header would contradict it",
+        ),
+        (
+            "reply: hi\nheaders: {transfer-encoding: chunked}\n",
+            "x.yaml:2:11: headers.transfer-encoding: mockllm frames the body itself (wire.framing): a "
+            "transfer-encoding header would contradict it",
+        ),
+        (
+            "reply: hi\nheaders: {X-Big: " + "x" * 9000 + "}\n",
+            "x.yaml:2:10: headers: 9,009 bytes of headers: at most 8,192 (clients read no more)",
+        ),
+        # OverflowError / ValueError at serve time
+        (
+            "reply: hi\ntiming: {per_token: .inf}\n",
+            "x.yaml:2:21: timing.per_token: inf is not a finite number",
+        ),
+        (
+            "reply: hi\nfaults: [{at: 0, stall: .nan}]\n",
+            "x.yaml:2:25: faults[0].stall: nan is not a finite number",
+        ),
+        (
+            "reply: hi\nfirst_byte: 1.0e+400\n",
+            "x.yaml:2:13: first_byte: inf is not a finite number",
+        ),
+        # a stream dropped with 0 bytes
+        (
+            'reply: "a\\udc00b"\n',
+            "x.yaml:1:8: reply: contains a lone surrogate (U+DC00): not Unicode text, so it cannot be sent",
+        ),
+        (
+            "reply: a\nstatus: 500\nbody: {when: 2001-01-01}\n",
+            "x.yaml:3:7: body: cannot be sent as JSON: Object of type date is not JSON serializable",
+        ),
+        (
+            "tool_calls: [{name: f, arguments: '{\"a\": NaN}'}]\n",
+            "x.yaml:1:35: tool_calls[0].arguments: is not valid JSON: NaN is not JSON",
+        ),
+        (
+            "tool_calls: [{name: f, arguments: {when: 2001-01-01}}]\n",
+            "x.yaml:1:35: tool_calls[0].arguments: cannot be sent as JSON: Object of type date is not "
+            "JSON serializable",
+        ),
+    ],
+)
+def test_what_the_server_could_not_serve_is_refused_at_load_time(text: str, expected: str) -> None:
+    assert one_problem(text) == [expected]
+
+
+def test_values_from_python_are_held_to_the_same_contract() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict({"reply": "x", "wire": {"retry": 10**30}, "headers": {"X": "a\nb"}})
+    assert [str(p) for p in caught.value.problems] == [
+        "<inline>: wire.retry: 1000000000000000000000000000000 is too large: integers are at most 2**63 - 1",
+    ]
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict({"reply": "x", "body": loop, "status": 500})
+    assert str(caught.value) == (
+        "<inline>: body" + "[0]" * 100 + ": nested more than 100 levels deep (does it contain itself?)"
+    )
+    with pytest.raises(
+        ScenarioError, match=r"reply: a stream of 100,001 tokens: mockllm streams at most 100,000"
+    ):
+        scenario_from_dict({"reply": "x" * 100_001})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("reply: [a, 1, b]\n", "x.yaml:1:12: reply[1]: expected a string, not 1"),
+        (
+            "name: 'Has Space'\nreply: hi\n",
+            "x.yaml:1:7: name: 'Has Space' is not a name: a name is one word of at most 200 characters, "
+            "without spaces or control characters (it is sent in the X-Mockllm-Scenario header)",
+        ),
+        (
+            "reply: hi\ntiming: {per_token: -1}\n",
+            "x.yaml:2:21: timing.per_token: -1 is not a duration: it is negative",
+        ),
+        ("reply: hi\nfirst_byte: -2s\n", "x.yaml:2:13: first_byte: '-2s' is not a duration: it is negative"),
+        (
+            "reply: hi\nfaults: [{at: 0, stall: -1}]\n",
+            "x.yaml:2:25: faults[0].stall: -1 is not a duration: it is negative",
+        ),
+        (
+            "reply: hi\ntiming: {first_token: 25h}\n",
+            "x.yaml:2:23: timing.first_token: '25h' is not a duration: it is longer than a day (24h), the "
+            "longest mockllm waits; use stall: forever to wait for ever",
+        ),
+        (
+            "reply: hi\nfaults: [{at: 0, disconnect: rst}]\n",
+            "x.yaml:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; "
+            "did you mean 'reset'?",
+        ),
+        (
+            "reply: hi\ntokens: words\n",
+            "x.yaml:2:9: tokens: 'words' is not one of rune, word; did you mean 'word'?",
+        ),
+        ("[]\n", "x.yaml:1:1: an empty list: expected at least one scenario"),
+    ],
+)
+def test_messages_that_say_more(text: str, expected: str) -> None:
+    assert one_problem(text) == [expected]
+
+
+def test_an_hour_is_a_duration() -> None:
+    (scenario,) = parse_scenarios("reply: hi\ntiming: {first_token: 1h}\nfaults: [{at: 0, stall: 0.5h}]\n")
+    assert scenario.timing.first_token == 3600.0
+    assert scenario.faults == (Stall(at=0, duration=1800.0),)
+
+
+def test_a_binary_file_is_not_utf8_text(tmp_path: Path) -> None:
+    (tmp_path / "logo.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenarios([tmp_path / "logo.yaml"])
+    assert str(caught.value) == (
+        f"{tmp_path}/logo.yaml:1:1: not UTF-8 text: byte 0x89 here is an invalid start byte "
+        "(scenarios are UTF-8 YAML or JSON)"
+    )
+
+
+def test_default_true_makes_the_default_and_there_is_at_most_one(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("reply: a\n")
+    (tmp_path / "b.yaml").write_text("reply: b\ndefault: true\n")
+    assert [s.name for s in load_scenarios([tmp_path])] == ["b", "a"]
+    (tmp_path / "c.yaml").write_text("\nreply: c\ndefault: true\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenarios([tmp_path])
+    assert str(caught.value) == (
+        f"{tmp_path}/c.yaml:2:1: default: a second default: 'b' ({tmp_path}/b.yaml:1) is one already; "
+        "at most one scenario of a set says default: true"
+    )
+
+
+def test_multi_document_yaml_is_a_list_of_scenarios() -> None:
+    text = "name: a\nreply: x\n---\n- {name: b, reply: y}\n- {name: c, reply: z, default: true}\n"
+    assert [s.name for s in parse_scenarios(text)] == ["c", "a", "b"]
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenarios("reply: x\n---\nreply: y\n", "x.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        "x.yaml:1:1: missing key 'name' (required when a file holds several scenarios)",
+        "x.yaml:3:1: missing key 'name' (required when a file holds several scenarios)",
     ]

@@ -205,3 +205,30 @@ def test_installed_entry_point_loads_the_plugin(project: pytest.Pytester) -> Non
         """
     )
     project.runpytest_subprocess("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_a_scenario_path_that_does_not_exist_is_no_such_file(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+        import pytest
+        from mockllm import MockLLMServer, ScenarioError
+
+        @pytest.mark.mockllm(scenario="scenarios/slw.yaml")
+        def test_marker(mockllm):
+            pass
+
+        def test_use(mockllm):
+            with pytest.raises(ScenarioError) as caught:
+                mockllm.use("tests/nope.yaml")
+            assert str(caught.value).startswith("tests/nope.yaml: no such file or directory (")
+
+        def test_server():
+            with pytest.raises(ScenarioError) as caught:
+                MockLLMServer("scenarios/slw.yaml")
+            assert str(caught.value).startswith("scenarios/slw.yaml: no such file or directory (")
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    message = f"scenarios/slw.yaml: no such file or directory (relative to {project.path})"
+    result.stdout.fnmatch_lines([f"E * mockllm.errors.ScenarioError: {message}"])

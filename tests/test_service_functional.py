@@ -22,6 +22,7 @@ from openapi_spec_validator import validate
 
 from . import rawhttp
 from .conftest import SCENARIOS, Serve
+from .hostile import laughs
 from .served import MOCKLLM, Served, start
 
 pytestmark = pytest.mark.functional
@@ -164,6 +165,72 @@ def test_put_scenarios_replaces_all_or_nothing(serve: Serve) -> None:
     assert as_json.json()["scenarios"] == ["from-json"]
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        # hung the server: no /healthz, 7.3 GB in 100 s
+        (
+            laughs(9).encode(),
+            "<request body>:5:25: more than 10,000 YAML nodes (aliases expanded): mockllm reads no more",
+        ),
+        # a 500 (KeyError: 'raw')
+        (
+            b"reply: abc\nfaults: [{at: 1, malformed: bogus}]\n",
+            "<request body>:2:29: faults[0].malformed: 'bogus' is not one of invalid-json, truncated-json, "
+            'not-json, missing-prefix, bad-utf8, or a mapping {raw: "..."}',
+        ),
+        # accepted, then a 500 on every request
+        (
+            b'reply: hi\nheaders: {X-A: "a\\r\\nb"}\n',
+            "<request body>:2:16: headers.X-A: 'a\\r\\nb' cannot be sent as a header: it contains a "
+            "control character (U+000D)",
+        ),
+        (
+            b"reply: caf\xe9\n",
+            "<request body>:1:11: not UTF-8 text: byte 0xe9 here is an invalid continuation byte "
+            "(scenarios are UTF-8 YAML or JSON)",
+        ),
+    ],
+)
+def test_a_hostile_put_is_a_400_and_the_server_answers_at_once(
+    serve: Serve, body: bytes, problem: str
+) -> None:
+    server = serve({"name": "old", "reply": "old reply"})
+    refused = httpx.put(f"{server.url}/_mockllm/scenarios", content=body, timeout=10)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "message": "Invalid scenarios; the old ones are still served.",
+        "problems": [problem],
+    }
+    assert httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+    assert httpx.get(f"{server.url}/_mockllm/scenarios").json()["default"] == "old"
+    assert server.errors == []
+
+
+def test_put_reads_its_body_off_the_event_loop(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mockllm import control
+
+    server = serve({"name": "old", "reply": "old reply"})
+    reading, release = threading.Event(), threading.Event()
+    read = control._scenario_set
+
+    def held(body: bytes) -> object:
+        reading.set()
+        release.wait(10)
+        return read(body)
+
+    monkeypatch.setattr(control, "_scenario_set", held)
+    with ThreadPoolExecutor(1) as pool:
+        put = pool.submit(httpx.put, f"{server.url}/_mockllm/scenarios", content=b"reply: new\n", timeout=10)
+        assert reading.wait(10)
+        # the body is still being read, and the loop answers
+        assert httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200
+        release.set()
+        assert put.result().json() == {"scenarios": ["inline"], "default": "inline"}
+
+
 def test_reset_config_and_calls(serve: Serve) -> None:
     server = serve({"reply": "ok", "sequence": [{"status": 503}, {}]})
     chat = f"{server.openai_base_url}/chat/completions"
@@ -257,7 +324,7 @@ def test_reload_swaps_files_and_keeps_the_old_set_when_invalid(tmp_path: Path, s
     _, stderr = server.stop()
     assert "scenario files changed but are invalid; keeping the old ones" in stderr
     assert (
-        f"{scenario}:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event"
+        f"{scenario}:2:30: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?"
         in stderr
     )
     assert "reloaded 1 scenario(s): live" in stderr

@@ -1,0 +1,376 @@
+"""One scenario's data → a :class:`~mockllm.scenario.Scenario`, or every problem with it.
+
+The contract: a scenario built here is one the server can serve. So beside the JSON Schema
+(:mod:`mockllm.schemaerrors`) this module refuses, at their key, the values the schema cannot
+see but the server or a client would trip on:
+
+- text that is not Unicode (a lone surrogate: it cannot be encoded to be sent), a number that is
+  not finite (``.inf``, ``.nan``), an integer beyond 64 bits;
+- data nested or large past the YAML reader's limits, for mappings built in Python;
+- a header name that is not an HTTP token, a header value (or ``wire.content_type``) with a control
+  character, a ``Content-Length`` or ``Transfer-Encoding`` header (``wire.framing`` frames the
+  body), headers longer than :data:`MAX_HEADER_BYTES` all told;
+- a duration longer than a day; a ``body`` or tool-call ``arguments`` that are not JSON;
+- a stream of more than :data:`MAX_TOKENS` tokens.
+
+Then the checks that need the built model run (a fault's ``at`` beyond the reply, two faults
+cutting one token, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .duration import parse_duration
+from .errors import Problem, show
+from .faults import FAULTS, Fault, SpecError, action_of
+from .scenario import Scenario, Timing, ToolCall, Wire, split_tokens
+from .schemaerrors import Report, schema_problems
+from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
+
+#: Tokens of one stream (reply tokens and tool-call argument fragments): planning a stream costs
+#: time and memory per token, on the server's event loop.
+MAX_TOKENS = 100_000
+#: The scenario's own headers, ``Name: value`` lines all told: clients stop reading a response
+#: head at 8–16 KiB (aiohttp's client, h11), and mockllm adds its own.
+MAX_HEADER_BYTES = 8192
+#: 64-bit signed: JSON, the JSON Schema and every client read integers as at most this.
+MAX_INT = 2**63 - 1
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_FRAMING_HEADERS = {"content-length", "transfer-encoding"}
+
+
+def build_scenario(
+    data: Any, path: str, locate: Locate, default_name: str | None, problems: list[Problem]
+) -> Scenario | None:
+    """The scenario ``data`` describes; ``None``, with its problems added to ``problems``, if it
+    has any. ``default_name`` is the name when it sets none (``None``: it must)."""
+    reported: set[tuple[KeyPath, str]] = set()
+
+    def report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
+        reported.add((key, message))
+        problems.append(Problem(path, *locate(key, at_key), dotted(key), message))
+
+    before = len(problems)
+    if not isinstance(data, Mapping):
+        report((), f"a scenario must be a mapping with at least a 'reply', not {show(data)}")
+        return None
+    skip = value_problems(data, report)
+    schema_problems(data, "scenario", report, skip=skip)
+    if "reply" not in data and "tool_calls" not in data and () not in skip:
+        report((), "missing key 'reply' (a scenario needs a reply, tool_calls, or both)")
+    if "name" not in data and default_name is None:
+        report((), "missing key 'name' (required when a file holds several scenarios)")
+    if len(problems) > before:
+        return None
+
+    name = data.get("name", default_name)
+    source = f"{path}:{locate((), False)[0]}" if locate((), False)[0] else path
+    base = {key: value for key, value in data.items() if key != "sequence"}
+    main = _build(base, name, source, report)
+    steps = []
+    for index, step in enumerate(data.get("sequence", ())):
+        merged = _merge(base, step)
+        in_step = _step_reporter(report, reported, index, step)
+        steps.append(_build(merged, name, source, in_step))
+    if main is None or None in steps or len(problems) > before:
+        return None
+    return Scenario(**{**main.__dict__, "sequence": tuple(s for s in steps if s is not None)})
+
+
+def value_problems(data: Any, report: Report) -> set[KeyPath]:
+    """Report the values no key of a scenario can hold (see the module's docstring); return the
+    keys reported, so the schema does not restate them."""
+    reported: set[KeyPath] = set()
+    count = 0
+
+    def bad(key: KeyPath, message: str, *, at_key: bool = False) -> None:
+        reported.add(key)
+        report(key, message, at_key=at_key)
+
+    def visit(key: KeyPath, value: Any, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count == MAX_NODES + 1:
+            bad((), f"more than {MAX_NODES:,} values: mockllm reads no more")
+        if count > MAX_NODES:
+            return
+        if depth > MAX_DEPTH:
+            bad(key, f"nested more than {MAX_DEPTH} levels deep (does it contain itself?)")
+            return
+        message = _bad_value(value)
+        if message is not None:
+            bad(key, message)
+        elif isinstance(value, Mapping):
+            for inner_key, inner in value.items():
+                if isinstance(inner_key, str) and _SURROGATE.search(inner_key):
+                    bad((*key, inner_key), _surrogate_message(inner_key), at_key=True)
+                else:
+                    visit((*key, inner_key), inner, depth + 1)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                visit((*key, index), item, depth + 1)
+
+    visit((), data, 0)
+    return reported
+
+
+def _bad_value(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{show(value)} is not a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"{show(value)} is too large: integers are at most 2**63 - 1"
+    if isinstance(value, str) and _SURROGATE.search(value):
+        return _surrogate_message(value)
+    return None
+
+
+def _surrogate_message(text: str) -> str:
+    match = _SURROGATE.search(text)
+    assert match is not None
+    return f"contains a lone surrogate (U+{ord(match.group()):04X}): not Unicode text, so it cannot be sent"
+
+
+def _step_reporter(
+    report: Callable[..., None],
+    reported: set[tuple[KeyPath, str]],
+    index: int,
+    step: Mapping[str, Any],
+) -> Callable[..., None]:
+    """Report a problem of a merged sequence step at the step's own key when it set that key,
+    and otherwise at the scenario's key, unless the scenario itself already has that problem."""
+
+    def step_report(key: KeyPath, message: str, *, at_key: bool = False) -> None:
+        if key and key[0] in step:
+            report(("sequence", index, *key), message, at_key=at_key)
+        elif (key, message) not in reported:
+            report(key, f"{message} (in sequence[{index}])", at_key=at_key)
+
+    return step_report
+
+
+def _merge(base: Mapping[str, Any], step: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(base))
+    for key, value in step.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[..., None]) -> Scenario | None:
+    checks = [_durations_ok(data, report), _headers_ok(data, report), _body_ok(data, report)]
+    if not all(checks):
+        return None
+    reply = data.get("reply", "")
+    mode = data.get("tokens", "rune")
+    tokens = tuple(reply) if isinstance(reply, list) else split_tokens(reply, mode)
+    tool_calls = _tool_calls(data.get("tool_calls", []), report)
+    if tool_calls is None:
+        return None
+    timing = data.get("timing", {})
+    wire = data.get("wire", {})
+    stream_tokens = tokens + tuple(f for call in tool_calls for f in call.fragments(mode))
+    if len(stream_tokens) > MAX_TOKENS:
+        key = "reply" if len(tokens) > MAX_TOKENS else "tool_calls"
+        message = f"a stream of {len(stream_tokens):,} tokens: mockllm streams at most {MAX_TOKENS:,}"
+        report((key,), message + (" (tokens: word makes fewer)" if mode == "rune" else ""))
+        return None
+    faults = _faults(data.get("faults", []), stream_tokens, wire, report)
+    if faults is None:
+        return None
+    return Scenario(
+        name=name,
+        tokens=tokens,
+        description=data.get("description", ""),
+        default=data.get("default", False),
+        tool_calls=tool_calls,
+        token_mode=mode,
+        model=data.get("model"),
+        finish_reason=data.get("finish_reason", "tool_calls" if tool_calls else "stop"),
+        done=data.get("done", True),
+        timing=Timing(
+            first_token=parse_duration(timing.get("first_token", 0)),
+            per_token=parse_duration(timing.get("per_token", 0)),
+            jitter=parse_duration(timing.get("jitter", 0)),
+            seed=timing.get("seed", 0),
+        ),
+        faults=faults,
+        status=data.get("status"),
+        headers=tuple((str(k), str(v)) for k, v in data.get("headers", {}).items()),
+        body=data.get("body"),
+        first_byte=parse_duration(data.get("first_byte", 0)),
+        wire=Wire(**wire),
+        source=source,
+    )
+
+
+def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
+    """Every duration of the scenario is one (the schema cannot see ``25h`` is longer than a day)."""
+    durations: list[tuple[KeyPath, Any]] = [(("first_byte",), data.get("first_byte", 0))]
+    durations += [(("timing", key), value) for key, value in data.get("timing", {}).items() if key != "seed"]
+    for index, spec in enumerate(data.get("faults", [])):
+        if spec.get("stall", "forever") != "forever":
+            durations.append((("faults", index, "stall"), spec["stall"]))
+        if "every" in spec.get("keepalive", {}):
+            durations.append((("faults", index, "keepalive", "every"), spec["keepalive"]["every"]))
+    ok = True
+    for key, value in durations:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            report(key, str(exc))
+            ok = False
+    return ok
+
+
+def _headers_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
+    """Headers the server can send and a client can read (RFC 9110 field names and values)."""
+    ok = True
+    size = 0
+    for name, value in data.get("headers", {}).items():
+        text, value_text = str(name), str(value)
+        size += len(text) + len(value_text.encode("utf-8")) + 4  # ": " and CRLF
+        if not _TOKEN.match(text):
+            message = f"{show(text)} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            report(("headers", name), message, at_key=True)
+            ok = False
+        elif text.lower() in _FRAMING_HEADERS:
+            message = f"mockllm frames the body itself (wire.framing): a {text} header would contradict it"
+            report(("headers", name), message, at_key=True)
+            ok = False
+        if _CONTROL.search(value_text):
+            report(("headers", name), _control_message(value_text))
+            ok = False
+    content_type = data.get("wire", {}).get("content_type", "")
+    if _CONTROL.search(content_type):
+        report(("wire", "content_type"), _control_message(content_type))
+        ok = False
+    if size > MAX_HEADER_BYTES:
+        message = f"{size:,} bytes of headers: at most {MAX_HEADER_BYTES:,} (clients read no more)"
+        report(("headers",), message)
+        ok = False
+    return ok
+
+
+def _control_message(value: str) -> str:
+    match = _CONTROL.search(value)
+    assert match is not None
+    code = f"U+{ord(match.group()):04X}"
+    return f"{show(value)} cannot be sent as a header: it contains a control character ({code})"
+
+
+def _body_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
+    body = data.get("body")
+    if body is None or isinstance(body, str):
+        return True
+    problem = _json_problem(body)
+    if problem is not None:
+        report(("body",), f"cannot be sent as JSON: {problem}")
+    return problem is None
+
+
+def _json_problem(value: Any) -> str | None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> tuple[ToolCall, ...] | None:
+    calls = []
+    for index, spec in enumerate(specs):
+        arguments = spec.get("arguments", {})
+        here: KeyPath = ("tool_calls", index, "arguments")
+        if isinstance(arguments, str):
+            try:
+                parsed = json.loads(arguments, parse_constant=_reject_constant)
+            except json.JSONDecodeError as exc:
+                report(here, f"is not valid JSON: {exc.msg}")
+                return None
+            except ValueError as exc:  # NaN, Infinity
+                report(here, f"is not valid JSON: {exc}")
+                return None
+            except RecursionError:
+                report(here, "is JSON nested too deeply to read")
+                return None
+            if not isinstance(parsed, dict):
+                report(here, "must be JSON text of an object")
+                return None
+        else:
+            problem = _json_problem(arguments)
+            if problem is not None:
+                report(here, f"cannot be sent as JSON: {problem}")
+                return None
+            arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+        calls.append(ToolCall(spec["name"], arguments, spec.get("id")))
+    return tuple(calls)
+
+
+def _faults(
+    specs: list[Mapping[str, Any]],
+    tokens: tuple[str, ...],
+    wire: Mapping[str, Any],
+    report: Callable[..., None],
+) -> tuple[Fault, ...] | None:
+    built: list[tuple[int, Fault]] = []  # (index in the file's list, fault)
+    ok = True
+    for index, spec in enumerate(specs):
+        here: KeyPath = ("faults", index)
+        actions = action_of(spec)
+        if len(actions) != 1:
+            found = ", ".join(actions) if actions else "none"
+            report(here, f"needs exactly one of {', '.join(FAULTS)} (found: {found})")
+            ok = False
+            continue
+        at = None if spec["at"] == "end" else spec["at"]
+        if at is not None and at >= len(tokens):
+            last = f"the last token is at {len(tokens) - 1}" if tokens else "the reply has no tokens"
+            report((*here, "at"), f"{at} is beyond the reply: {last}; use 'end' for after it")
+            ok = False
+            continue
+        try:
+            fault = FAULTS[actions[0]].from_spec(at, spec)
+        except SpecError as exc:
+            report(here + tuple(exc.key.split(".")), str(exc))
+            ok = False
+            continue
+        for key, message in fault.check(tokens):
+            report(here + tuple(key.split(".")), message)
+            ok = False
+        built.append((index, fault))
+
+    def position(item: tuple[int, Fault]) -> tuple[float, int]:
+        index, fault = item
+        return (float("inf") if fault.at is None else fault.at, index)
+
+    ordered = sorted(built, key=position)
+    for (first_index, first), (index, fault) in itertools.pairwise(ordered):
+        if first.at == fault.at and first.cuts and fault.cuts:
+            report(("faults", index), f"cuts the same token as faults[{first_index}]")
+            ok = False
+    ender = next(((i, f) for i, f in ordered if f.ends_stream), None)
+    if ender is not None:
+        for index, _ in ordered[ordered.index(ender) + 1 :]:
+            report(("faults", index), f"never fires: faults[{ender[0]}] ends the stream before it")
+            ok = False
+    forever = any(f.ends_stream and f.key == "stall" for _, f in built)
+    if forever and wire.get("framing") == "content-length":
+        report(("wire", "framing"), "content-length cannot frame a stream that stalls forever")
+        ok = False
+    return tuple(f for _, f in built) if ok else None
