@@ -209,5 +209,9 @@ def test_the_playground_sends_the_api_key(browser: Any, mode: str) -> None:
         assert browser.find_element(By.ID, "reply").text == REPLY
         assert browser.find_element(By.ID, "status").text.startswith("done after")
         # the page itself and the model list (again on the key field's blur) are not the play
-        played = [c.path for c in server.calls if c.status == 200 and c.path in ("/v1/stream", "/v1/chat/completions")]
+        played = [
+            c.path
+            for c in server.calls
+            if c.status == 200 and c.path in ("/v1/stream", "/v1/chat/completions")
+        ]
     assert played == ["/v1/stream" if mode == "eventsource" else "/v1/chat/completions"]
