@@ -36,7 +36,7 @@ from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
 
 #: Tokens of one stream (reply tokens and tool-call argument fragments): planning a stream costs
 #: time and memory per token, on the server's event loop.
-MAX_TOKENS = 100_000
+MAX_TOKENS = 1_000_000
 #: The scenario's own headers, ``Name: value`` lines all told: clients stop reading a response
 #: head at 8–16 KiB (aiohttp's client, h11), and mockllm adds its own.
 MAX_HEADER_BYTES = 8192

@@ -32,7 +32,9 @@ class Served:
             if match:
                 self.url = match.group(1)
                 break
-        assert self.url, self.process.stderr.read() if self.process.stderr else ""
+        if not self.url:  # it exited: say why, leaving no process or pipe behind
+            _, stderr = self.process.communicate(timeout=15)
+            raise AssertionError(stderr)
 
     def stop(self, timeout: float = 15, *, signalled: bool = False) -> tuple[int, str]:
         """SIGTERM (unless the test already sent it), then wait for the exit."""

@@ -444,9 +444,9 @@ def test_values_from_python_are_held_to_the_same_contract() -> None:
         "<inline>: body" + "[0]" * 100 + ": nested more than 100 levels deep (does it contain itself?)"
     )
     with pytest.raises(
-        ScenarioError, match=r"reply: a stream of 100,001 tokens: mockllm streams at most 100,000"
+        ScenarioError, match=r"reply: a stream of 1,000,001 tokens: mockllm streams at most 1,000,000"
     ):
-        scenario_from_dict({"reply": "x" * 100_001})
+        scenario_from_dict({"reply": "x" * 1_000_001})
 
 
 @pytest.mark.parametrize(
