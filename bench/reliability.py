@@ -11,6 +11,12 @@ Each case runs ``mockllm serve`` as a subprocess and measures one thing the READ
 - ``shutdown``: SIGTERM with ``--streams`` streams stalled for ever and ``--grace``: seconds to exit.
 - ``workers``: ``--workers 2``; SIGKILL of a worker: seconds until its replacement answers;
   SIGKILL of the parent: seconds until both workers are gone.
+- ``stuck``: ``--stuck`` clients (4 KB receive buffer) ask for a 200,000-token zero-delay reply and
+  never read: the server's resident memory per stuck stream once every one is blocked on its
+  reader (the kernel's socket buffers are not in it), and the ``max_lateness`` of paced streams
+  (100 tokens, 10 ms apart) played beside them.
+- ``call log``: ``--rounds`` rounds of ``--per-round`` requests at ``--max-calls``: the RSS after
+  each round levels off once the log is full.
 
 ``--smoke`` runs everything tiny, so ``tests/test_bench_smoke.py`` keeps the script working.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import selectors
@@ -29,8 +36,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 STALL = "reply: ab\nfaults: [{at: 1, stall: forever}]\n"
@@ -39,6 +49,8 @@ STREAM = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
 )
+LONG = 200_000
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
 class Served:
@@ -65,6 +77,25 @@ class Served:
                 self.address = (match.group(1), int(match.group(2)))
                 return
         raise SystemExit(self.process.stderr.read() if self.process.stderr else "serve did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address[0]}:{self.address[1]}"
+
+    def rss(self) -> int:
+        """Resident bytes of the server process."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise SystemExit("no VmRSS")
+
+    def calls(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.url}/_mockllm/calls", timeout=30).json()["calls"]  # type: ignore[no-any-return]
+
+    def chat(self, model: str, *, stream: bool = True) -> None:
+        httpx.post(
+            f"{self.url}/v1/chat/completions", json={**CHAT, "model": model, "stream": stream}, timeout=30
+        )
 
 
 @contextlib.contextmanager
@@ -226,6 +257,76 @@ def workers() -> dict[str, object]:
     }
 
 
+def until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.1)
+
+
+def stuck(count: int, tokens: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        long, paced = Path(tmp) / "long.yaml", Path(tmp) / "paced.yaml"
+        long.write_text(json.dumps({"name": "long", "reply": "x" * tokens}))
+        paced.write_text(json.dumps({"name": "paced", "reply": "y" * 100, "timing": {"per_token": "10ms"}}))
+        with served("-q", "--scenario", str(paced), "--scenario", str(long)) as server:
+            server.chat("paced")
+            body = json.dumps({**CHAT, "model": "long"}).encode()
+            request = (
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            before, started = server.rss(), time.monotonic()
+            socks = []
+            for _ in range(count):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(server.address)
+                sock.sendall(request)
+                socks.append(sock)
+
+            def blocked() -> bool:
+                calls = [c for c in server.calls() if c["scenario"] == "long"]
+                return len(calls) == count and all(c["backpressure_wait"] > 0 for c in calls)
+
+            until(blocked, 600)
+            filled, grown = time.monotonic() - started, server.rss() - before
+            late = []
+            for _ in range(5):
+                server.chat("paced")
+                late.append(
+                    [c for c in server.calls() if c["scenario"] == "paced"][-1]["max_lateness"] * 1000
+                )
+            for sock in socks:
+                sock.close()
+    head = f"{count} stuck readers of {tokens:,} zero-delay tokens"
+    return {
+        f"{head}: all blocked after": f"{filled:.1f} s",
+        f"{head}: server RSS per stuck stream": f"{grown / count / 1024:.0f} KiB",
+        f"{head}: paced streams beside them, max_lateness": ", ".join(f"{x:.1f}" for x in late) + " ms",
+    }
+
+
+def call_log(rounds: int, per_round: int, limit: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        fast = Path(tmp) / "fast.yaml"
+        fast.write_text(json.dumps({"name": "fast", "reply": "ok"}))
+        with served("-q", "--scenario", str(fast), "--max-calls", str(limit)) as server:
+            sizes = []
+            with httpx.Client(timeout=30) as client:
+                for _ in range(rounds):
+                    for _ in range(per_round):
+                        client.post(f"{server.url}/v1/chat/completions", json={**CHAT, "stream": False})
+                    sizes.append(server.rss() / 2**20)
+            dropped = httpx.get(f"{server.url}/_mockllm/calls", timeout=30).json()["dropped"]
+    head = f"--max-calls {limit:,}, {rounds} × {per_round:,} requests"
+    return {
+        f"{head}: RSS after each round": " → ".join(f"{s:.1f}" for s in sizes) + " MB",
+        f"{head}: calls dropped from the log": f"{dropped:,}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.reliability", description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=1050)
@@ -233,6 +334,11 @@ def main() -> None:
     parser.add_argument("--header-timeout", default="10s")
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--grace", default="2s")
+    parser.add_argument("--stuck", type=int, default=200)
+    parser.add_argument("--tokens", type=int, default=LONG)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-round", type=int, default=2000)
+    parser.add_argument("--max-calls", type=int, default=2000)
     parser.add_argument("--smoke", action="store_true", help="everything tiny: a few seconds in all")
     args = parser.parse_args()
     if args.smoke:
@@ -243,6 +349,7 @@ def main() -> None:
             10,
             "500ms",
         )
+        args.stuck, args.tokens, args.rounds, args.per_round, args.max_calls = 5, 20_000, 2, 20, 10
     results: dict[str, object] = {}
     results |= {
         f"{args.connections} idle, fd limit {args.fd_limit}: {k}": v
@@ -251,6 +358,8 @@ def main() -> None:
     results |= half_close()
     results |= shutdown(args.streams, args.grace)
     results |= workers()
+    results |= stuck(args.stuck, args.tokens)
+    results |= call_log(args.rounds, args.per_round, args.max_calls)
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")

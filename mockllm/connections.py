@@ -17,6 +17,11 @@ divergence below was checked against aiohttp 3.14.5 (``web_protocol.py``):
   is answered with a short 503 and closed at once, and one warning is logged per burst (at most
   one per ``REFUSAL_LOG_INTERVAL``), not one per connection. The default stays below the
   open-file limit, so ``accept()`` never fails with EMFILE (asyncio logs each such failure).
+- **Errors in the API's shape.** A request aiohttp's parser refuses (a bad request line or
+  header, a body in a Content-Encoding it cannot decode) never reaches a handler; aiohttp answers
+  it in ``text/plain``. ``handle_error`` answers in the JSON error shape of the API that owns the
+  request's path, read from the request line of the bytes received (``formats.format_for``; a
+  line too bad to read gets OpenAI's shape).
 - **Shutdown in one grace period.** aiohttp's ``shutdown(timeout)`` waits ``timeout`` for a
   running handler, then cancels only the request's *body reader* and waits ``timeout`` again; a
   handler waiting on anything else (a stall) does not notice, so stopping took twice
@@ -30,6 +35,7 @@ import contextlib
 import errno
 import json
 import logging
+import re
 import resource
 import socket
 from collections.abc import Callable
@@ -37,7 +43,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
+from aiohttp.web_request import BaseRequest
+
+from .guards import api_error
 
 log = logging.getLogger("mockllm")
 
@@ -70,6 +79,9 @@ REFUSED = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
     b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" % len(_REFUSAL_BODY)
 ) + _REFUSAL_BODY
+#: How much of a request's first line is kept to name its API if the parser refuses it.
+REQUEST_LINE_KEPT = 2048
+_TARGET = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +(/[^ ?#\r\n]*)")
 HEADER_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -233,7 +245,15 @@ class Listener:
 class Connection(RequestHandler):
     """aiohttp's per-connection protocol with the limits above (see the module docstring)."""
 
-    __slots__ = ("_gate", "_header_timeout", "_header_timer", "_last_data_at", "_last_payload")
+    __slots__ = (
+        "_gate",
+        "_header_timeout",
+        "_header_timer",
+        "_last_data_at",
+        "_last_payload",
+        "_refused_line",
+        "_request_line",
+    )
 
     def __init__(self, manager: web.Server, *, limits: Limits, gate: Gate, **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=limits.idle_timeout, **kwargs)
@@ -242,6 +262,8 @@ class Connection(RequestHandler):
         self._header_timer: asyncio.TimerHandle | None = None
         self._last_payload: Any = None  # the body reader of the last request parsed
         self._last_data_at = 0.0
+        self._request_line = b""  # the start of the request being received
+        self._refused_line = b""  # ... of the last one the parser refused (for handle_error)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -254,9 +276,14 @@ class Connection(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         self._last_data_at = self._loop.time()
+        if len(self._request_line) < REQUEST_LINE_KEPT:
+            self._request_line += data[: REQUEST_LINE_KEPT - len(self._request_line)]
         parsed = self._request_count
         super().data_received(data)
-        if self._request_count != parsed:  # a whole header block arrived
+        if self._request_count != parsed:  # a whole header block arrived, or a refusal
+            if self._messages and isinstance(self._messages[-1][0], _ErrInfo):
+                self._refused_line = self._request_line
+            self._request_line = b""
             self._disarm_header_timer()
             if self._messages:
                 self._last_payload = self._messages[-1][1]
@@ -281,6 +308,23 @@ class Connection(RequestHandler):
     def force_close(self) -> None:
         self._disarm_header_timer()
         super().force_close()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """aiohttp's answer to a request it could not parse (logged, and the connection closed,
+        as aiohttp does), in the JSON shape of the API its path belongs to."""
+        super().handle_error(request, status, exc, message)  # logs; raises if bytes went out
+        target = _TARGET.match(self._refused_line.lstrip(b"\r\n"))
+        path = target.group(1).decode("latin-1") if target else "/"
+        text = " ".join((message or "").split()) or "the request could not be read"
+        response = api_error(path, status, f"Bad request: {text}")
+        response.force_close()
+        return response
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:
         """Let a running handler finish for ``timeout`` seconds, then cancel it (see the module

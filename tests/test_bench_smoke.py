@@ -40,3 +40,21 @@ def test_every_case_runs_against_both_servers(tmp_path: Path) -> None:
     launch = report["cases"]["mockllm"]["launch"]
     assert launch["ready_ms"] > launch["import_aiohttp_ms"] > 0
     assert (tmp_path / "gaps.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_reliability_figures_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.reliability", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = dict(line.rsplit("  ", 1) for line in done.stdout.splitlines())
+    figures = {key.strip(): value for key, value in figures.items()}
+    assert figures["GET /healthz HTTP/1.0 + SHUT_WR"] == "HTTP/1.0 200 OK"
+    assert figures["40 idle, fd limit 64: healthz while they are open"].startswith("HTTP/1.1 503")
+    assert figures["SIGTERM, 10 stalled streams, --grace 500ms"].startswith("exit 0 after")
+    assert figures["5 stuck readers of 20,000 zero-delay tokens: server RSS per stuck stream"].endswith("KiB")
+    assert figures["--max-calls 10, 2 × 20 requests: calls dropped from the log"] == "30"

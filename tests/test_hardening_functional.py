@@ -80,6 +80,55 @@ def test_a_bad_body_is_a_400_in_the_routes_shape(serve: Serve, case: str) -> Non
     assert server.errors == []
 
 
+UNPARSABLE = {
+    "bad request line": (b"FOO BAR\r\n\r\n", "openai", "Invalid method encountered"),
+    "bad header, messages": (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        "anthropic",
+        "Invalid header token",
+    ),
+    "bad Content-Length, messages": (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        "anthropic",
+        "Invalid character in Content-Length",
+    ),
+    "brotli body, chat": (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 4\r\n\r\nabcd",
+        "openai",
+        "Can not decode content-encoding: brotli (br)",
+    ),
+    "brotli body, ollama": (
+        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 4\r\n\r\nabcd",
+        "ollama",
+        "Can not decode content-encoding: brotli (br)",
+    ),
+    "9,000-byte request line": (b"GET /v1/" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", "openai", "Got more than"),
+}
+
+
+@pytest.mark.parametrize("case", UNPARSABLE)
+def test_what_the_http_parser_refuses_is_a_400_in_the_apis_shape(serve: Serve, case: str) -> None:
+    request, shape, says = UNPARSABLE[case]
+    server = serve()
+    head, _, body = raw_exchange(server, request).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ", 2)[1] == b"400"
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)
+    if shape == "anthropic":
+        assert error["type"] == "error"
+        assert error["error"]["type"] == "invalid_request_error"
+        message = error["error"]["message"]
+    elif shape == "ollama":
+        assert set(error) == {"error"}
+        message = error["error"]
+    else:
+        assert set(error["error"]) == {"message", "type", "param", "code"}
+        message = error["error"]["message"]
+    assert message.startswith("Bad request: "), message
+    assert says in message, message
+    assert "\n" not in message
+
+
 def test_valid_surrogate_pairs_are_fine(serve: Serve) -> None:
     server = serve(FAST)
     body = json.dumps(
