@@ -496,7 +496,12 @@ def table(report: dict[str, Any], plan: Plan) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="every case, tiny: checks the harness works")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="where bench.json and gaps.png go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "build" / "bench",
+        help="where bench.json and gaps.png go (default build/bench/; bench/results/ holds the README's)",
+    )
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
     started_at = time.perf_counter()

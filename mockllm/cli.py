@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 SCENARIO_HELP = (
-    "A scenario file, or a directory of *.yaml/*.yml files. Repeatable; the first scenario "
-    "loaded is the default. Without it, the built-in default scenario is served."
+    "A scenario file, a directory of *.yaml/*.yml files, or the chaos pack shipped with mockllm "
+    "('pack:' for all of it, 'pack:NAME' for one scenario). Repeatable; the default is the scenario "
+    "marked 'default: true', else the first loaded. Without it, the built-in default is served."
 )
 
 
@@ -31,7 +32,9 @@ def main() -> None:
     """A mock LLM server that streams scripted replies rune by rune, with exact timing and faults.
 
     \b
+    mockllm init                      # a starter: scenarios, a conftest.py and tests to run
     mockllm serve --scenario scenarios/slow.yaml --port 8000
+    mockllm serve --scenario pack:    # the chaos pack shipped with mockllm
     mockllm validate scenarios/
     mockllm exec --scenario scenarios/ -- pytest tests/integration
     mockllm serve --port 0 --url-file .mockllm-url &  mockllm wait --url-file .mockllm-url
@@ -164,7 +167,12 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
             show_default=True,
             help="One line per request on stderr, as text or JSON.",
         ),
-        click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors."),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="Print only the 'Listening on URL' line; log only warnings and errors.",
+        ),
         click.option("-v", "--verbose", is_flag=True, help="Log debug details too."),
     ]
 
@@ -209,8 +217,13 @@ def _config(params: dict[str, Any]) -> ServeConfig:
     )
 
 
-def _announce(config: ServeConfig, url: str) -> None:
+def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
     from .server import resolve_scenarios
+
+    if quiet:  # the one line scripts and tests read
+        click.echo(f"Listening on {url}")
+        sys.stdout.flush()
+        return
 
     loaded = resolve_scenarios(list(config.scenarios) if config.scenarios else None)
     names = ", ".join(s.name for s in loaded)
@@ -241,18 +254,19 @@ def serve(**params: Any) -> None:
     from .workers import serve_workers
 
     config = _config(params)
+    quiet = params["quiet"]
     code = 0
     try:
         config.load()
         if config.workers > 1:
             code = serve_workers(
                 config,
-                lambda url: _announce(config, url),
+                lambda url: _announce(config, url, quiet=quiet),
                 params["log_format"],
                 -1 if params["quiet"] else (1 if params["verbose"] else 0),
             )
         else:
-            asyncio.run(run(config, ready=lambda url: _announce(config, url)))
+            asyncio.run(run(config, ready=lambda url: _announce(config, url, quiet=quiet)))
     except ScenarioError as exc:
         raise click.ClickException(f"invalid scenarios:\n{exc}") from None
     except MockLLMError as exc:
@@ -260,7 +274,8 @@ def serve(**params: Any) -> None:
     if code:
         click.echo("mockllm stopped; a worker crashed (see above)", err=True)
         sys.exit(code)
-    click.echo("mockllm stopped", err=True)
+    if not quiet:
+        click.echo("mockllm stopped", err=True)
 
 
 @main.command(
@@ -329,6 +344,35 @@ def validate(paths: tuple[Path, ...]) -> None:
             click.echo(f"{source.name}: ok ({names})")
     if loaded.problems:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files that are already there.")
+def init(directory: Path, force: bool) -> None:
+    """Write a starter into DIRECTORY (default: here): scenarios/ with the JSON Schema editors
+    read, a conftest.py that serves them to the mockllm fixture, and tests to run with pytest."""
+    from .starter import starter_files
+
+    files = {directory / name: text for name, text in starter_files().items()}
+    there = [str(path) for path in files if path.exists()]
+    if there and not force:
+        raise click.ClickException(f"already there (--force overwrites): {', '.join(there)}")
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {directory} && pytest -q   (and: mockllm serve --scenario scenarios/)")
+
+
+@main.command()
+@click.option("--path", "show_path", is_flag=True, help="Print where the schema file is instead.")
+def schema(show_path: bool) -> None:
+    """Print the JSON Schema of scenario files (for editors: yaml-language-server, VS Code, JetBrains)."""
+    from importlib import resources
+
+    file = resources.files("mockllm").joinpath("data", "scenario.schema.json")
+    click.echo(str(file) if show_path else file.read_text("utf-8").rstrip("\n"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ fixes every mistake in a file at once instead of one per run.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,3 +85,9 @@ class ScenarioNotFound(MockLLMError, LookupError):
             if self.known
             else f"No scenario named {name!r}: no scenarios are loaded."
         )
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the choice closest to ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -1,10 +1,11 @@
 """Scenario sources → validated :class:`~mockllm.scenario.Scenario` objects, or every problem at once.
 
 A source is a file, a directory (its ``*.yaml``/``*.yml`` files, sorted by name), YAML text, a
-mapping or a ``Scenario``. :func:`load_set` decides what a set of sources loads to, for every way
-scenarios arrive: ``mockllm validate`` and ``serve`` (:func:`load_scenarios`), ``PUT
-/_mockllm/scenarios`` (:func:`parse_scenarios`), ``MockLLMServer`` and the pytest fixture
-(:func:`resolve`). So a set ``validate`` accepts is a set ``serve`` serves.
+mapping, a ``Scenario``, or the chaos pack (``pack:`` or ``pack:NAME``: :mod:`mockllm.pack`).
+:func:`load_set` decides what a set of sources loads to, for every way scenarios arrive: ``mockllm
+validate`` and ``serve`` (:func:`load_scenarios`), ``PUT /_mockllm/scenarios``
+(:func:`parse_scenarios`), ``MockLLMServer`` and the pytest fixture (:func:`resolve`). So a set
+``validate`` accepts is a set ``serve`` serves.
 
 Text is read by :mod:`mockllm.yamlnodes` (bounded; every key keeps its line and column), a
 document being one scenario or a list of them, as many documents as ``---`` separates. Each
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .builder import build_scenario
-from .errors import MockLLMError, Problem, ScenarioError
+from .errors import MockLLMError, Problem, ScenarioError, did_you_mean
+from .pack import is_pack, pack_dir, pack_name
 from .scenario import Scenario, default_first
 from .yamlnodes import MAX_BYTES, Locate, read_bytes, read_yaml
 
@@ -75,6 +77,8 @@ def load_set(sources: Iterable[Source], *, base: Path | None = None) -> LoadedSe
             loaded.append(_mapping(source, str(source.get("name", "inline"))))
         elif isinstance(source, bytes):
             loaded.append(_text(source, "<bytes>", stem="inline"))
+        elif is_pack(source):
+            loaded += _pack(str(source))
         elif isinstance(source, Path) or looks_like_path(source, base):
             loaded += _path(source, base)
         else:
@@ -145,6 +149,21 @@ def _path(given: str | Path, base: Path | None) -> list[Loaded]:
         problem = Problem(str(path), 0, 0, "", "no *.yaml or *.yml files in this directory")
         return [Loaded(str(path), problems=(problem,))]
     return [_file(file) for file in files]
+
+
+def _pack(source: str) -> list[Loaded]:
+    files = _path(pack_dir(), None)
+    name = pack_name(source)
+    if not name:
+        return files
+    for loaded in files:
+        for scenario in loaded.scenarios:
+            if scenario.name == name:
+                return [Loaded(loaded.name, (replace(scenario, default=False),))]
+    names = [scenario.name for loaded in files for scenario in loaded.scenarios]
+    hint = did_you_mean(name, names)
+    message = f"no scenario {name!r} in the chaos pack{hint} (`mockllm validate pack:` lists them)"
+    return [Loaded(source, problems=(Problem(source, 0, 0, "", message),))]
 
 
 def _no_such_file(path: Path, base: Path | None) -> str:

@@ -13,7 +13,6 @@ found and what is allowed. Three keys of ``data/scenario.schema.json`` steer the
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
@@ -21,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from .duration import why_not
-from .errors import show
+from .errors import did_you_mean, show
 from .yamlnodes import KeyPath
 
 #: report(key, message, at_key=...)
@@ -78,7 +77,7 @@ def _explain(error: Any) -> Iterator[tuple[KeyPath, str, bool]]:
             if not isinstance(extra, str):
                 yield (extra,), f"{extra!r} is not a key: keys are names ({', '.join(allowed)})", True
                 continue
-            hint = _did_you_mean(extra, allowed)
+            hint = did_you_mean(extra, allowed)
             yield (extra,), f"unknown key (allowed: {', '.join(allowed)}){hint}", True
     elif kind == "required":
         for missing in error.validator_value:
@@ -90,7 +89,7 @@ def _explain(error: Any) -> Iterator[tuple[KeyPath, str, bool]]:
                 yield (key,), f"only goes with {' and '.join(map(repr, needs))}", True
     elif kind == "enum":
         choices = [str(choice) for choice in error.validator_value]
-        hint = _did_you_mean(value, choices) if isinstance(value, str) else ""
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
         yield (), f"{show(value)} is not one of {', '.join(choices)}{hint}", False
     elif kind == "type":
         expected = error.validator_value
@@ -114,11 +113,6 @@ def _branch_errors(error: Any) -> list[Any]:
     if len(branches) != 1:
         return []
     return [inner for inner in error.context if inner.relative_schema_path[0] == branches[0]]
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 _TYPE_NAMES = {

@@ -175,6 +175,7 @@ def test_the_playground_plays_a_scenario(browser: Any, mode: str) -> None:
         wait = WebDriverWait(browser, 15)
         wait.until(lambda d: len(Select(d.find_element(By.ID, "scenario")).options) == 2)
         Select(browser.find_element(By.ID, "scenario")).select_by_value("slow")
+        wait.until(lambda d: d.find_element(By.ID, "description").text.startswith("Chinese text at 100 ms"))
         Select(browser.find_element(By.ID, "mode")).select_by_value(mode)
         browser.find_element(By.ID, "play").click()
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "finished")

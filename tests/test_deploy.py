@@ -14,7 +14,7 @@ from mockllm.duration import parse_duration
 from mockllm.loader import parse_scenarios
 
 from .conftest import ROOT
-from .test_service_functional import Served
+from .served import Served
 
 DEPLOY = ROOT / "deploy"
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from . import rawhttp
-from .test_service_functional import Served
+from .served import Served
 
 pytestmark = [pytest.mark.functional, pytest.mark.robustness]
 
