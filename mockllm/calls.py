@@ -249,58 +249,84 @@ class CallLog:
         for index, call in enumerate(self._calls):
             if call.failed and self._next_of(index) is None:
                 raise AssertionError(
-                    f"call {index + 1} ({_describe(call)}) ended with {_ending(call)} "
+                    f"call {index + 1} ({describe(call)}) ended with {ending(call)} "
                     "and the client never retried"
                 )
 
     def assert_retry_after_honoured(self) -> None:
         """Every retry waited at least the ``Retry-After`` its failed call gave."""
-        for index, call in enumerate(self._calls):
+        for _, story in self.retry_after_ignored():
+            raise AssertionError(story)
+
+    def assert_no_truncation_accepted(self) -> None:
+        """No stream that ended early without ``finish_reason``/``[DONE]`` was taken as complete:
+        each was followed by a retry."""
+        for _, story in self.truncations_accepted():
+            raise AssertionError(story)
+
+    def assert_client_aborted(self, within: float) -> None:
+        """The last call's client hung up no later than ``within`` seconds after the last byte
+        (its read timeout fired in time)."""
+        call = self.last.wait()
+        if call.client_abort_after is None:
+            raise AssertionError(
+                f"the client of call {len(self)} ({describe(call)}) did not hang up: "
+                f"the call ended with {ending(call)}"
+            )
+        story = late_abort(call, len(self), within)
+        if story:
+            raise AssertionError(story)
+
+    # The stories of every violation, for the verdict (mockllm.verdict) and the asserts above.
+
+    def retry_after_ignored(self) -> Iterator[tuple[Call, str]]:
+        """Each retry that came sooner than the ``Retry-After`` of the call it retried."""
+        calls = list(self._calls)
+        for index, call in enumerate(calls):
             told = call.retry_after
             retry = self._next_of(index)
             if told is None or retry is None or call.ended is None:
                 continue
             waited = retry.started - call.ended
             if waited < told:
-                raise AssertionError(
-                    f"call {self._calls.index(retry) + 1} retried after {waited:.2f} s "
-                    f"but call {index + 1} said Retry-After: "
-                    f"{_header(call.response_headers, 'Retry-After')}"
+                yield (
+                    retry,
+                    (
+                        f"call {calls.index(retry) + 1} retried after {waited:.2f} s "
+                        f"but call {index + 1} said Retry-After: "
+                        f"{_header(call.response_headers, 'Retry-After')}"
+                    ),
                 )
 
-    def assert_no_truncation_accepted(self) -> None:
-        """No stream that ended early without ``finish_reason``/``[DONE]`` was taken as complete:
-        each was followed by a retry."""
+    def truncations_accepted(self) -> Iterator[tuple[Call, str]]:
+        """Each truncated stream (no finish, no ``[DONE]``) the client did not retry."""
         for index, call in enumerate(self._calls):
             if call.outcome == "fault:truncate" and self._next_of(index) is None:
-                raise AssertionError(
-                    f"call {index + 1} ({_describe(call)}) was truncated after "
-                    f"{call.tokens_sent} tokens, with no finish_reason and no [DONE], and the "
-                    "client did not retry: it accepted a partial answer as complete"
+                yield (
+                    call,
+                    (
+                        f"call {index + 1} ({describe(call)}) was truncated after "
+                        f"{call.tokens_sent} tokens, with no finish_reason and no [DONE], and the "
+                        "client did not retry: it accepted a partial answer as complete"
+                    ),
                 )
 
-    def assert_client_aborted(self, within: float) -> None:
-        """The last call's client hung up no later than ``within`` seconds after the last byte
-        (its read timeout fired in time)."""
-        call = self.last.wait()
-        after = call.client_abort_after
-        if after is None:
-            raise AssertionError(
-                f"the client of call {len(self)} ({_describe(call)}) did not hang up: "
-                f"the call ended with {_ending(call)}"
-            )
-        if after > within:
-            raise AssertionError(
-                f"the client of call {len(self)} hung up {after:.2f} s after the last byte; "
-                f"expected within {within:g} s"
-            )
+
+def late_abort(call: Call, number: int, within: float) -> str | None:
+    """The story of a client that hung up later than ``within`` seconds after the last byte."""
+    after = call.client_abort_after
+    if after is None or after <= within:
+        return None
+    return (
+        f"the client of call {number} hung up {after:.2f} s after the last byte; expected within {within:g} s"
+    )
 
 
-def _describe(call: Call) -> str:
+def describe(call: Call) -> str:
     return f"{call.method} {call.path}, scenario {call.scenario!r}"
 
 
-def _ending(call: Call) -> str:
+def ending(call: Call) -> str:
     return f"HTTP {call.status}" if call.outcome in (FAULT_STATUS, REJECTED) else call.outcome
 
 

@@ -283,6 +283,31 @@ def serve(**params: Any) -> None:
     context_settings={"allow_interspersed_args": False},
 )
 @serve_options(port=0, port_help="Port to listen on; 0 (the default) picks a free one.")
+@click.option(
+    "--verdict",
+    "verdict",
+    is_flag=False,
+    flag_value="all",
+    default=None,
+    metavar="CHECKS",
+    help="After COMMAND, check what its clients did about the faults they met (retry, retry-after, "
+    "truncation, abort, last-event-id; comma-separated, or all when given bare) and exit 1 if a "
+    "check failed (COMMAND's own failure wins).",
+)
+@click.option(
+    "--abort-within",
+    default="30s",
+    show_default=True,
+    callback=_duration,
+    help="The verdict's abort check: the longest a client may wait on a silent stream.",
+)
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the verdict to this file: JUnit XML if it ends in .xml, else JSON. Repeatable.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(command: tuple[str, ...], **params: Any) -> None:
     """Start a server, run COMMAND with its URLs in the environment, stop, exit with COMMAND's status.
@@ -293,11 +318,20 @@ def exec_(command: tuple[str, ...], **params: Any) -> None:
     Example: mockllm exec --scenario scenarios/ -- npm test
     """
     from .errors import MockLLMError, ScenarioError
-    from .service import exec_command
+    from .service import VerdictConfig, exec_command
 
+    verdict = None
+    if params["verdict"] is not None or params["reports"]:
+        from .verdict import parse_checks
+
+        try:
+            checks = parse_checks(params["verdict"] or "all")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--verdict") from None
+        verdict = VerdictConfig(checks, params["abort_within"], tuple(params["reports"]))
     config = _config(params)
     try:
-        code = exec_command(config, command)
+        code = exec_command(config, command, verdict)
     except ScenarioError as exc:
         raise click.ClickException(f"invalid scenarios:\n{exc}") from None
     except MockLLMError as exc:

@@ -40,6 +40,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/calls", get_calls)
     app.router.add_delete(f"{PREFIX}/calls", delete_calls)
     app.router.add_get(f"{PREFIX}/config", get_config)
+    app.router.add_get(f"{PREFIX}/verdict", get_verdict)
     app.router.add_get(f"{PREFIX}/openapi.json", openapi)
 
 
@@ -104,6 +105,23 @@ async def delete_calls(request: web.Request) -> web.Response:
     state = request.app[STATE]
     cleared = state.clear_calls()
     return web.json_response({"cleared": cleared})
+
+
+async def get_verdict(request: web.Request) -> web.Response:
+    """The verdict (:mod:`mockllm.verdict`) over the calls so far: ``?checks=retry,abort`` and
+    ``?abort_within=30s`` choose; ``?format=junit`` gives JUnit XML instead of JSON."""
+    from .duration import parse_duration
+    from .verdict import parse_checks, verdict
+
+    try:
+        checks = parse_checks(request.query.get("checks", "all"))
+        abort_within = parse_duration(request.query.get("abort_within", "30s"))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    result = verdict(request.app[STATE].calls, checks, abort_within)
+    if request.query.get("format") == "junit":
+        return web.Response(text=result.to_junit(), content_type="application/xml")
+    return web.json_response(result.to_dict(), dumps=dumps)
 
 
 async def get_config(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -237,9 +238,45 @@ def wait_until_ready(url: str | None, url_file: Path | None, timeout: float) -> 
 # -- exec ------------------------------------------------------------------------------------------
 
 
-def exec_command(config: ServeConfig, argv: Sequence[str]) -> int:
+@dataclass(frozen=True)
+class VerdictConfig:
+    """``exec --verdict``: the checks to run over the call log once the command exits, and the
+    report files to write (``.xml``: JUnit, else JSON)."""
+
+    checks: tuple[str, ...]
+    abort_within: float = 30.0
+    reports: tuple[Path, ...] = ()
+
+
+#: Seconds ``exec --verdict`` waits for the server to see the command's connections close.
+SETTLE = 2.0
+
+
+def judge(server: MockLLMServer, config: VerdictConfig) -> bool:
+    """Run the verdict over ``server``'s calls: stories and a summary on stderr, reports written.
+    True if every check passed."""
+    from .verdict import verdict
+
+    deadline = time.monotonic() + SETTLE
+    for call in server.calls:
+        with contextlib.suppress(TimeoutError):
+            call.wait(max(0.0, deadline - time.monotonic()))
+    result = verdict(server.calls, config.checks, config.abort_within)
+    for finding in result.findings:
+        print(f"mockllm verdict: {finding.check} ({finding.scenario}): {finding.story}", file=sys.stderr)
+    print(result.summary(), file=sys.stderr)
+    for report in config.reports:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(
+            result.to_junit() if report.suffix == ".xml" else result.to_json(), encoding="utf-8"
+        )
+    return result.passed
+
+
+def exec_command(config: ServeConfig, argv: Sequence[str], verdict: VerdictConfig | None = None) -> int:
     """Start a server on a free port, run ``argv`` with the URLs in its environment, stop the
-    server, and return the command's exit status (128 + N if a signal N ended it)."""
+    server, and return the command's exit status (128 + N if a signal N ended it). With
+    ``verdict``, a command that succeeded still fails (1) if a check of the verdict fails."""
     server = MockLLMServer(config.load(), **config.server_arguments())
     server.start()
     try:
@@ -264,6 +301,9 @@ def exec_command(config: ServeConfig, argv: Sequence[str]) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        passed = judge(server, verdict) if verdict is not None else True
     finally:
         server.stop()
-    return 128 - code if code < 0 else code
+    if code:
+        return 128 - code if code < 0 else code
+    return 0 if passed else 1

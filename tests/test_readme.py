@@ -134,3 +134,6 @@ def test_github_actions_example_runs(tmp_path: Path) -> None:
         result = run(["bash", "-e", "-c", step], tmp_path)
         assert result.returncode == 0, f"{step}\n{result.stdout}\n{result.stderr}"
     assert "1 passed" in result.stdout
+    if "--report mockllm-verdict.xml" in "".join(runs):  # the verdict ran over the suite's calls
+        assert "all passed" in result.stderr
+        assert 'failures="0"' in (tmp_path / "mockllm-verdict.xml").read_text(encoding="utf-8")
