@@ -6,7 +6,7 @@ Endpoints:
   whole, in that API's format.
 - ``GET /v1/stream``: a scenario for ``EventSource``, with event ids and resume.
 - ``GET /v1/models``: the loaded scenarios, as models.
-- ``GET /healthz``: 200 once the server is ready.
+- ``GET /healthz``: 200 once the server is ready; ``GET /metrics``: Prometheus' text format.
 - ``GET /``: the playground page.
 - ``/_mockllm/...``: the control API (:mod:`mockllm.control`), unless turned off.
 
@@ -28,6 +28,7 @@ from .errors import ScenarioNotFound
 from .formats import FORMATS, ApiRequest, RequestError, WireFormat
 from .guards import auth, cors_headers, error_response, json_errors, preflight, record, worker_header
 from .logs import brief_client_errors
+from .metrics import CONTENT_TYPE
 from .replies import Reply, begin, read_json, stream, whole
 from .scenario import Scenario
 from .selection import HEADER, ScenarioSet
@@ -56,6 +57,7 @@ def create_app(
     app.router.add_get("/v1/stream", _event_source)
     app.router.add_get("/", _playground)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
     if options.control:
         from .control import add_routes
 
@@ -81,6 +83,12 @@ async def _models(request: web.Request) -> web.Response:
 async def _healthz(request: web.Request) -> web.Response:
     scenarios = len(request.app[STATE].scenarios.names)
     return web.json_response({"status": "ok", "scenarios": scenarios, "pid": os.getpid()})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus' text format (:mod:`mockllm.metrics`)."""
+    body = request.app[STATE].metrics.render()
+    return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _playground(request: web.Request) -> web.Response:

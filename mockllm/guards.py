@@ -26,7 +26,7 @@ from .state import CALL, STATE, Handler
 log = logging.getLogger("mockllm")
 access_log = logging.getLogger("mockllm.access")
 #: Paths that are not calls to the mocked API, and so are not logged.
-UNLOGGED = ("/healthz", "/_mockllm/")
+UNLOGGED = ("/healthz", "/metrics", "/_mockllm/")
 
 
 @web.middleware
@@ -43,12 +43,16 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         started=state.clock.now(),
     )
     state.calls.append(call)
+    state.metrics.started()
     request[CALL] = call
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
     try:
         response = await handler(request)
     except BaseException:
         call.outcome = "client-disconnected" if call.outcome == "started" else call.outcome
         call.finish(state.clock.now())
+        state.metrics.finished(call, route)
         _log_call(call)
         raise
     if call.status is None and call.outcome != "client-disconnected":
@@ -57,6 +61,7 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     if call.outcome == "started":
         call.outcome = REJECTED if response.status >= 400 else "completed"
     call.finish(state.clock.now())
+    state.metrics.finished(call, route)
     _log_call(call)
     state.clock.run_due()
     return response
