@@ -149,7 +149,7 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         except ScenarioNotFound as exc:
             return error_response(fmt, 404, str(exc), code="scenario_not_found")
         call.stream = api_request.stream
-        scenario = await begin(request, fmt, chosen, call)
+        scenario = await begin(request, fmt, chosen, call, prompt_tokens=api_request.prompt_tokens)
         if isinstance(scenario, web.Response):
             return scenario
         reply = Reply.build(request, fmt, scenario, api_request, call)

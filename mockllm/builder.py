@@ -30,7 +30,7 @@ from typing import Any
 from .duration import parse_duration
 from .errors import Problem, show
 from .faults import FAULTS, Fault, SpecError, action_of
-from .scenario import Scenario, Timing, ToolCall, Wire, split_tokens
+from .scenario import Limits, Scenario, Timing, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
 from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
 
@@ -210,6 +210,8 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         headers=tuple((str(k), str(v)) for k, v in data.get("headers", {}).items()),
         body=data.get("body"),
         first_byte=parse_duration(data.get("first_byte", 0)),
+        limits=Limits(**data["limits"]) if data.get("limits") else None,
+        context_window=data.get("context_window"),
         wire=Wire(**wire),
         source=source,
     )

@@ -204,6 +204,14 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+def api_key(request: web.Request) -> str:
+    """The API key a request carries, however its API sends it ("" if none)."""
+    scheme, _, bearer = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    if scheme.lower() == "bearer" and bearer:
+        return bearer.strip()
+    return request.headers.get("x-api-key") or request.headers.get("api-key") or ""
+
+
 def _key_matches(request: web.Request, key: str) -> bool:
     """The request carries ``key`` as its API would send it: ``Authorization: Bearer KEY``
     (OpenAI, Ollama), ``x-api-key: KEY`` (Anthropic), or, on ``GET /v1/stream`` only,

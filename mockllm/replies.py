@@ -9,7 +9,7 @@ import copy
 import itertools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +21,8 @@ from .calls import FAULT_STATUS, Call
 from .events import Close, Hang, Malformed, Preamble, Step, StreamError, Token, ToolCallEnd
 from .formats import ApiRequest, RequestError, StreamContext, StreamEncoder, WholeReply, WireFormat
 from .formats.fields import read_body
-from .guards import error_response
+from .guards import api_key, error_response
+from .quotas import context_error
 from .scenario import Scenario, ToolCall
 from .selection import HEADER
 from .state import STATE, ServerState, dumps
@@ -32,13 +33,36 @@ log = logging.getLogger("mockllm")
 
 
 async def begin(
-    request: web.Request, fmt: WireFormat, chosen: Scenario, call: Call
+    request: web.Request, fmt: WireFormat, chosen: Scenario, call: Call, *, prompt_tokens: int = 0
 ) -> Scenario | web.Response:
     """The step of ``chosen`` this call plays (the next of a ``sequence``), once its
-    ``first_byte`` delay has passed; or, for a step with a ``status``, the response to send."""
+    ``first_byte`` delay has passed; or, for a step with a ``status``, a prompt past the
+    ``context_window`` or a request past the ``limits``, the response to send."""
     state = request.app[STATE]
     call.scenario = chosen.name
+    style = "anthropic" if fmt.name == "anthropic" else "openai"
+    if chosen.context_window is not None and prompt_tokens > chosen.context_window:
+        call.outcome = FAULT_STATUS
+        message = context_error(style, chosen.context_window, prompt_tokens)
+        return error_response(fmt, 400, message, param="messages", code="context_length_exceeded")
+    quota_headers: tuple[tuple[str, str], ...] = ()
+    if chosen.limits is not None:
+        tokens = prompt_tokens + chosen.stream_token_count
+        quota = state.quotas.take(
+            chosen, api_key(request), tokens, state.clock.now(), state.clock.wall(), style
+        )
+        if not quota.allowed:
+            call.outcome = FAULT_STATUS
+            message, kind, code = fmt.default_error(429)
+            return web.json_response(
+                fmt.error_body(429, message, type=kind, param=None, code=code),
+                status=429,
+                headers=dict(quota.headers),
+            )
+        quota_headers = quota.headers
     scenario = state.scenarios.next_step(chosen)
+    if quota_headers:
+        scenario = replace(scenario, headers=scenario.headers + quota_headers)
     if scenario.first_byte:
         clock = state.clock
         await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
@@ -260,4 +284,5 @@ async def whole(reply: Reply) -> web.StreamResponse:
             return web.Response(status=500)  # never reaches the client: its connection is gone
     whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls))
     body = fmt.response_body(reply.api_request, reply.context, whole)
-    return web.json_response(body, dumps=dumps)
+    headers = {HEADER: header_value(scenario.name), **dict(scenario.headers)}
+    return web.json_response(body, dumps=dumps, headers=headers)

@@ -70,6 +70,15 @@ class Wire:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """``limits``: requests and tokens per minute, in one bucket or one per API key."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    per: Literal["global", "key"] = "global"
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario. Build one with :func:`mockllm.load_scenarios` or :func:`mockllm.scenario`."""
 
@@ -89,6 +98,9 @@ class Scenario:
     headers: tuple[tuple[str, str], ...] = ()
     body: Any = None
     first_byte: float = 0.0
+    limits: Limits | None = None
+    #: The largest prompt (in prompt tokens) a request may send.
+    context_window: int | None = None
     wire: Wire = Wire()
     #: One scenario per step of ``sequence``, each already merged over this one.
     sequence: tuple[Scenario, ...] = field(default=(), repr=False)

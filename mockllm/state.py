@@ -18,6 +18,7 @@ from aiohttp import web
 from .calls import MAX_CALLS, SECRET_HEADERS, Call, CallLog
 from .clock import Clock, LoopClock
 from .metrics import Metrics
+from .quotas import Quotas
 from .selection import ScenarioSet
 
 #: Large enough for long conversations; beyond it a request gets a 413 in the API's shape.
@@ -64,6 +65,7 @@ class ServerState:
     epoch: float = 0.0
     options: Options = field(default_factory=Options)
     metrics: Metrics = field(default_factory=Metrics)
+    quotas: Quotas = field(default_factory=Quotas)
 
     def __post_init__(self) -> None:
         if self.calls.limit != self.options.max_calls:
