@@ -4,7 +4,8 @@ Endpoints:
 - One ``POST`` endpoint per wire format (``/v1/chat/completions``, ``/v1/completions``,
   ``/v1/responses``, ``/v1/messages``, ``/api/chat``, ``/api/generate``): a scenario, streamed or
   whole, in that API's format.
-- ``GET /v1/stream``: a scenario for ``EventSource``, with event ids and resume.
+- ``GET /v1/stream``: a scenario for ``EventSource``, with event ids and resume (or, with
+  ``resume=0``, as written).
 - ``GET /v1/models``: the loaded scenarios, as models.
 - ``GET /healthz``: 200 once the server is ready; ``GET /metrics``: Prometheus' text format.
 - ``GET /``: the playground page.
@@ -106,14 +107,20 @@ _EVENT_ID = re.compile(r"[0-9]{1,18}")
 async def _event_source(request: web.Request) -> web.StreamResponse:
     """``GET /v1/stream?scenario=NAME``: the scenario as OpenAI chat chunks that ``new
     EventSource(url)`` can read, with an ``id:`` on every event. A reconnect carrying
-    ``Last-Event-ID: N`` resumes at event N + 1, at once; one after the last event gets 204, which
-    tells an EventSource to stop reconnecting."""
+    ``Last-Event-ID: N`` resumes after event N, at once (:mod:`mockllm.resume`); one after the
+    last event gets 204, which tells an EventSource to stop reconnecting. With ``resume=0`` the
+    scenario is served as written (ids only if its ``wire`` says so), from the start every time:
+    a server without resume, as most LLM gateways are."""
     state = request.app[STATE]
     fmt = FORMATS["openai-chat"]
     call = request[CALL]
     call.format = fmt.name
     name = request.query.get("scenario")
-    last = request.headers.get("Last-Event-ID", "").strip()
+    resumable = request.query.get("resume", "1")
+    if resumable not in ("0", "1"):
+        message = f"resume must be 1 (ids and resume, the default) or 0 (neither); got {resumable[:40]!r}."
+        return error_response(fmt, 400, message, param="resume", code="invalid_resume")
+    last = request.headers.get("Last-Event-ID", "").strip() if resumable == "1" else ""
     if last and not _EVENT_ID.fullmatch(last):
         message = f"Last-Event-ID must be an event id this stream sent, a decimal number (got {last[:40]!r})."
         return error_response(fmt, 400, message, param="Last-Event-ID", code="invalid_last_event_id")
@@ -125,13 +132,11 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
     scenario = await begin(request, fmt, chosen, call)
     if isinstance(scenario, web.Response):
         return scenario
-    after = int(last) if last else 0
-    # Event N is token N - 1 (one chunk per token), so a resume at event N + 1 starts at token N.
-    # The faults before it, among them the disconnect that made the client reconnect, are behind us.
-    faults = tuple(f for f in scenario.faults if not (isinstance(f.at, int) and f.at <= after))
-    scenario = replace(scenario, wire=replace(scenario.wire, event_ids=True), faults=faults)
+    if resumable == "1":
+        scenario = replace(scenario, wire=replace(scenario.wire, event_ids=True))
     api_request = ApiRequest(model=scenario.name, stream=True, prompt_tokens=0, body=dict(request.query))
-    return await stream(Reply.build(request, fmt, scenario, api_request, call), resume_after=after)
+    reply = Reply.build(request, fmt, scenario, api_request, call)
+    return await stream(reply, last_event_id=int(last) if last else None)
 
 
 def _completion_handler(fmt: WireFormat) -> Handler:

@@ -99,6 +99,11 @@ class EventEncoder(ABC):
         """The ``id:`` of the last event framed (0 before the first, or without event ids)."""
         return self._next_id
 
+    def continue_after(self, last_id: int) -> None:
+        """Number the next event ``last_id + 1`` (a resumed stream continues the ids the client
+        saw, though the faults it skips took ids the first time)."""
+        self._next_id = max(self._next_id, last_id) if self.framer.event_ids else 0
+
     def data_frame(self, name: str | None = None) -> tuple[bytes, bytes] | None:
         """What the framer writes before and after the data of an event (named ``name``), when
         that is the same for every event (no ``id:`` counter), else None. A format uses it to send

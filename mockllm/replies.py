@@ -17,8 +17,9 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from . import resume
 from .calls import FAULT_STATUS, Call
-from .events import Close, Hang, Malformed, Preamble, Step, StreamError, Token, ToolCallEnd
+from .events import Close, Hang, Preamble, Step, StreamError, Token, ToolCallEnd
 from .formats import ApiRequest, RequestError, StreamContext, StreamEncoder, WholeReply, WireFormat
 from .formats.fields import read_body
 from .guards import api_key, error_response
@@ -173,12 +174,13 @@ class StreamingResponse(web.StreamResponse):
             self._headers.popall(hdrs.CONTENT_TYPE, None)
 
 
-async def stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
+async def stream(reply: Reply, *, last_event_id: int | None = None) -> web.StreamResponse:
+    """The stream, or (``last_event_id`` given) its rest after that event (:mod:`mockllm.resume`)."""
     request, state, scenario, call = reply.request, reply.state, reply.scenario, reply.call
     steps: Iterable[Step] = stream_timeline(scenario, time_scale=state.time_scale)
     encoder = reply.encoder()
-    if resume_after:
-        resumed = resume(steps, encoder, resume_after)
+    if last_event_id is not None:
+        resumed = resume.resumed(scenario, encoder, last_event_id, time_scale=state.time_scale)
         if resumed is None:
             call.status = 204
             call.outcome = "ended"  # nothing after that event: an EventSource stops reconnecting
@@ -219,21 +221,6 @@ async def stream(reply: Reply, *, resume_after: int = 0) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()
     return response
-
-
-def resume(steps: Iterable[Step], encoder: StreamEncoder, after: int) -> list[Step] | None:
-    """The steps that follow event id ``after``, re-timed to start at once, with ``encoder``
-    having consumed the ones before (so ids and stream state continue); None if none follows.
-    Faults before the resume point (the disconnect that caused the reconnect) are not repeated."""
-    iterator = iter(steps)
-    for step in iterator:
-        data = encoder.encode(step.event)
-        if encoder.last_id > after:
-            start = step.deadline
-            first = Step(0.0, Malformed("raw", step.event, raw=data))  # already encoded: sent as is
-            rest = [Step(max(0.0, later.deadline - start), later.event) for later in iterator]
-            return [first, *rest]
-    return None
 
 
 async def whole(reply: Reply) -> web.StreamResponse:

@@ -70,8 +70,31 @@ def post(
     """POST and read until the server ends the connection, or ``timeout`` seconds of silence
     (or ``read_for`` seconds in all). ``stall``: a slow reader, with a 4 KB receive buffer, that
     reads nothing for that many seconds after sending the request."""
+    return exchange(url, request_bytes(url, body, headers), timeout=timeout, read_for=read_for, stall=stall)
+
+
+def get(
+    url: str, *, headers: dict[str, str] | None = None, timeout: float = 5.0, read_for: float | None = None
+) -> RawResponse:
+    """GET ``url`` (path and query) and read as :func:`post` does."""
     parts = urlsplit(url)
-    request = request_bytes(url, body, headers)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Accept: text/event-stream",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return exchange(url, request, timeout=timeout, read_for=read_for)
+
+
+def exchange(
+    url: str, request: bytes, *, timeout: float = 5.0, read_for: float | None = None, stall: float = 0.0
+) -> RawResponse:
+    """Send ``request`` to ``url``'s host and read the answer (see :func:`post`)."""
+    parts = urlsplit(url)
     reads: list[tuple[float, bytes]] = []
     ending: Ending = "fin"
     with socket.socket() as sock:

@@ -97,15 +97,31 @@ def mock(page_origin: str) -> Iterator[MockLLMServer]:
             faults=[{"at": 12, "disconnect": "reset"}],
             wire={"retry": 100},
         ),
+        make_scenario(
+            name="bad-line-then-reset",
+            reply=REPLY,
+            timing={"per_token": "2ms"},
+            faults=[{"at": 5, "malformed": "not-json"}, {"at": 12, "disconnect": "reset"}],
+            wire={"retry": 100},
+        ),
+        make_scenario(
+            name="reset-once",
+            reply=REPLY,
+            timing={"per_token": "2ms"},
+            wire={"retry": 100},
+            sequence=[{"faults": [{"at": 12, "disconnect": "reset"}]}, {}],
+        ),
     ]
     with MockLLMServer(scenarios, options=Options(cors=(page_origin,))) as server:
         yield server
 
 
-def run_page(browser: Any, page_origin: str, api: str, mode: str, scenario: str) -> dict[str, Any]:
+def run_page(
+    browser: Any, page_origin: str, api: str, mode: str, scenario: str, query: str = ""
+) -> dict[str, Any]:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(f"{page_origin}/page.html?api={api}&mode={mode}&scenario={scenario}")
+    browser.get(f"{page_origin}/page.html?api={api}&mode={mode}&scenario={scenario}{query}")
     WebDriverWait(browser, 15).until(
         lambda d: d.execute_script("return window.result.done || window.result.error !== null")
     )
@@ -127,6 +143,26 @@ def test_event_source_resumes_after_a_reset_without_duplicates(
     calls = [c for c in mock.calls if c.path == "/v1/stream"]
     assert [c.last_event_id for c in calls][:2] == [None, "12"]
     assert calls[0].outcome == "fault:reset"
+
+
+def test_event_source_ids_count_a_bad_line_and_resume_loses_nothing(
+    browser: Any, page_origin: str, mock: MockLLMServer
+) -> None:
+    result = run_page(browser, page_origin, mock.url, "eventsource", "bad-line-then-reset")
+    assert result["text"] == REPLY  # the token after the bad line's id is not skipped (issue 20)
+    assert result["unparsed"] == 1
+    calls = [c for c in mock.calls if c.path == "/v1/stream"]
+    assert [c.last_event_id for c in calls][:2] == [None, "13"]  # 12 tokens and the bad line
+    assert calls[1].tokens_sent == len(REPLY) - 12
+
+
+def test_event_source_without_resume_replays_from_the_start(
+    browser: Any, page_origin: str, mock: MockLLMServer
+) -> None:
+    result = run_page(browser, page_origin, mock.url, "eventsource", "reset-once", "&resume=0")
+    assert result["text"] == REPLY[:12] + REPLY  # what a chat UI shows against a server without resume
+    calls = [c for c in mock.calls if c.path == "/v1/stream"]
+    assert [c.last_event_id for c in calls] == [None, None]  # no ids, so nothing to send back
 
 
 def test_fetch_streaming_from_another_origin_needs_cors(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -10,7 +11,8 @@ from httpx_sse import connect_sse
 
 from mockllm.state import Options
 
-from .conftest import Serve
+from . import rawhttp
+from .conftest import SCENARIOS, Serve
 
 pytestmark = pytest.mark.functional
 
@@ -113,3 +115,153 @@ def test_first_byte_and_sequence_apply_to_event_source_too(serve: Serve) -> None
     assert second.status_code == 200
     assert b"[DONE]" in second.content
     assert all(0.29 <= r.elapsed.total_seconds() < 3 for r in (first, second))
+
+
+# --- Issue 20: faults at 0 on the first connection, ids that name events, resume=0 -------------
+
+HELLO = {"name": "hello", "reply": ["Hel", "lo", " wor", "ld"]}
+
+
+def events(payload: bytes) -> list[str]:
+    """The events of a stream, each as its bytes with the chunk's id and time made constant."""
+    text = re.sub(rb'"id":"chatcmpl-mockllm-\d+","object"', b'"id":"X","object"', payload)
+    text = re.sub(rb'"created":\d+', b'"created":0', text)
+    return [event for event in text.decode().split("\n\n") if event]
+
+
+def chunk(delta: dict[str, str], event_id: int | None = None) -> str:
+    """The event of one content chunk of scenario ``hello`` (as :func:`events` shows it)."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return (
+        f'{head}data: {{"id":"X","object":"chat.completion.chunk","created":0,"model":"hello",'
+        '"system_fingerprint":null,"choices":[{"index":0,"delta":'
+        + json.dumps(delta, separators=(",", ":"))
+        + ',"logprobs":null,"finish_reason":null}]}'
+    )
+
+
+def test_the_shipped_stall_forever_stalls_over_get_as_over_post(serve: Serve) -> None:
+    server = serve(SCENARIOS / "stall.yaml")
+    answer = rawhttp.get(f"{server.url}/v1/stream?scenario=stall-forever", read_for=0.6)
+    assert (answer.status, answer.ending, answer.payload) == (200, "timeout", b"")
+    post = rawhttp.post(
+        f"{server.url}/v1/chat/completions", rawhttp.stream_body("stall-forever"), read_for=0.6
+    )
+    assert (post.status, post.ending, post.payload) == (200, "timeout", b"")
+
+
+def test_inserts_at_0_come_on_the_first_connection(serve: Serve) -> None:
+    server = serve({**HELLO, "faults": [{"at": 0, "malformed": {"raw": ": first\n\n"}}]})
+    answer = rawhttp.get(f"{server.url}/v1/stream?scenario=hello")
+    assert answer.payload.startswith(b": first\n\nid: 1\ndata: {")
+
+
+def test_ids_name_events_and_a_resume_continues_after_the_one_named(serve: Serve) -> None:
+    server = serve({**HELLO, "faults": [{"at": 2, "malformed": "not-json"}]})
+    url = f"{server.url}/v1/stream?scenario=hello"
+    first = events(rawhttp.get(url).payload)
+    tail = [
+        chunk({"content": " wor"}, 4),
+        chunk({"content": "ld"}, 5),
+        'id: 6\ndata: {"id":"X","object":"chat.completion.chunk","created":0,"model":"hello",'
+        '"system_fingerprint":null,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}',
+        "id: 7\ndata: [DONE]",
+    ]
+    assert first == [
+        chunk({"role": "assistant", "content": "Hel"}, 1),
+        chunk({"content": "lo"}, 2),
+        "id: 3\ndata: hello",
+        *tail,
+    ]
+    assert events(rawhttp.get(url, headers={"Last-Event-ID": "3"}).payload) == tail  # after the bad line
+    # Named the token before the bad line: the line is behind the client, the ids go on from 2.
+    again = events(rawhttp.get(url, headers={"Last-Event-ID": "2"}).payload)
+    assert [event.partition("\n")[2] for event in again] == [event.partition("\n")[2] for event in tail]
+    assert [event.partition("\n")[0] for event in again] == ["id: 3", "id: 4", "id: 5", "id: 6"]
+    assert events(rawhttp.get(url, headers={"Last-Event-ID": "6"}).payload) == tail[-1:]
+    assert rawhttp.get(url, headers={"Last-Event-ID": "7"}).status == 204
+    assert [call.tokens_sent for call in server.calls] == [4, 2, 2, 0, 0]
+
+
+def test_a_resumed_stream_logs_every_token_it_sends(serve: Serve) -> None:
+    server = serve({"name": "abc", "reply": "abcdef", "wire": {"retry": 50}})
+    answer = rawhttp.get(f"{server.url}/v1/stream?scenario=abc", headers={"Last-Event-ID": "2"})
+    sent = [
+        json.loads(line[6:])["choices"][0]["delta"]
+        for line in answer.payload.decode().splitlines()
+        if line.startswith("data: {")
+    ]
+    assert [delta.get("content") for delta in sent] == ["c", "d", "e", "f", None]
+    assert answer.payload.startswith(b"retry: 50\nid: 3\n")  # the preamble opens every response
+    assert server.calls.last.tokens_sent == 4
+
+
+def read_reconnecting(url: str, attempts: int = 5) -> tuple[str, list[str | None]]:
+    """What an EventSource-style app built on httpx-sse makes of a stream: it reconnects with
+    ``Last-Event-ID`` after a dropped connection, an error event or a line it cannot parse."""
+    text, last, sent = "", None, []
+    for _ in range(attempts):
+        sent.append(last)
+        headers = {"Last-Event-ID": last} if last else {}
+        with httpx.Client() as client, connect_sse(client, "GET", url, headers=headers) as source:
+            if source.response.status_code == 204:
+                return text, sent
+            try:
+                for event in source.iter_sse():
+                    last = event.id or last
+                    if event.data == "[DONE]":
+                        return text, sent
+                    try:
+                        data = json.loads(event.data)
+                    except json.JSONDecodeError:
+                        break  # not JSON: start again after it
+                    if "error" in data:
+                        break
+                    text += data["choices"][0]["delta"].get("content") or ""
+            except httpx.TransportError:
+                pass
+    raise AssertionError(f"no [DONE] after {attempts} connections; text so far {text!r}")
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"at": 2, "malformed": "not-json"},
+        {"at": 2, "malformed": "truncated-json", "replace": True},
+        {"at": 3, "error_event": {"message": "overloaded"}},
+        {"at": 3, "disconnect": "reset"},
+        {"at": 3, "disconnect": "mid-event"},
+        {"at": "end", "disconnect": "fin"},
+    ],
+    ids=lambda fault: "-".join(str(v) for k, v in fault.items() if k != "at"),
+)
+def test_a_reconnect_yields_the_complete_text_exactly_once(serve: Serve, fault: dict[str, object]) -> None:
+    server = serve({**HELLO, "faults": [fault]})
+    text, sent = read_reconnecting(f"{server.url}/v1/stream?scenario=hello")
+    assert text == "Hello world"
+    assert len(sent) == 2
+    assert sent[0] is None
+
+
+def test_resume_0_serves_the_scenario_as_written_from_the_start_every_time(serve: Serve) -> None:
+    server = serve({**HELLO, "faults": [{"at": 2, "malformed": "not-json"}]})
+    url = f"{server.url}/v1/stream?scenario=hello&resume=0"
+    first = rawhttp.get(url)
+    again = rawhttp.get(url, headers={"Last-Event-ID": "3"})  # ignored: this server cannot resume
+    assert first.status == again.status == 200
+    assert events(first.payload) == events(again.payload)
+    assert events(first.payload)[:3] == [
+        chunk({"role": "assistant", "content": "Hel"}),
+        chunk({"content": "lo"}),
+        "data: hello",
+    ]
+    assert events(first.payload)[-1] == "data: [DONE]"
+    with_ids = serve({**HELLO, "name": "ids", "wire": {"event_ids": True}})
+    assert rawhttp.get(f"{with_ids.url}/v1/stream?scenario=ids&resume=0").payload.startswith(b"id: 1\n")
+
+
+def test_resume_must_be_0_or_1(serve: Serve) -> None:
+    server = serve(HELLO)
+    answer = httpx.get(f"{server.url}/v1/stream?scenario=hello&resume=no")
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_resume"

@@ -24,6 +24,10 @@ class StreamEncoder(Protocol):
         """The ``id:`` of the last event framed (0 without event ids)."""
         ...
 
+    def continue_after(self, last_id: int) -> None:
+        """Number the next event ``last_id + 1`` (a resumed EventSource stream)."""
+        ...
+
 
 class RequestError(Exception):
     """A request the API would refuse; rendered in the format's own error shape."""
