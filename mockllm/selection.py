@@ -1,23 +1,41 @@
 """Which scenario answers a request, and which step of its ``sequence``.
 
-Selection, in order: the ``X-Mockllm-Scenario`` header (an unknown name is an error, never a silent
-fallback); else a scenario whose name equals the request's ``model``; else the default: the
-scenario marked ``default: true``, or else the first loaded. Each scenario counts the requests it
-answered, so its n-th request gets step n of its ``sequence``; :meth:`ScenarioSet.reset_counters`
-starts every sequence again.
+Selection, in order (the README's "Conversations" documents it):
+
+1. the ``X-Mockllm-Scenario`` header (an unknown name is an error, never a silent fallback);
+2. the first scenario, in load order, whose ``match`` holds (:mod:`mockllm.match`);
+3. a scenario without ``match`` whose name equals the request's ``model``;
+4. the default: the scenario marked ``default: true``, else the first without ``match``
+   (``strict`` turns this step off);
+5. none: :class:`~mockllm.errors.NoScenarioMatched`, whose message names, scenario by scenario,
+   the first condition that failed and what the request had.
+
+Each scenario counts the requests it answered, so its n-th request gets step n of its
+``sequence``; :meth:`ScenarioSet.reset_counters` starts every sequence again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
-from .errors import MockLLMError, ScenarioNotFound
+from .errors import MockLLMError, NoScenarioMatched, ScenarioNotFound
+from .match import Seen
 from .scenario import Scenario, default_first
 
 HEADER = "X-Mockllm-Scenario"
-Reason = Literal["header", "model", "default"]
+Reason = Literal["header", "match", "model", "default"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The scenario chosen for a request, why (:data:`Reason`), and for ``match`` what held."""
+
+    scenario: Scenario
+    reason: Reason
+    why: str | None = None
 
 
 class ScenarioSet:
@@ -28,11 +46,15 @@ class ScenarioSet:
             raise MockLLMError("A mock server needs at least one scenario.")
         self.scenarios = default_first(scenarios)
         self._by_name = {s.name: s for s in scenarios}
+        self._matching = tuple(s for s in scenarios if s.match is not None)
+        self._fallback = next((s for s in self.scenarios if s.match is None), None)
         self._answered: Counter[str] = Counter()
 
     @property
     def default(self) -> Scenario:
-        return self.scenarios[0]
+        """The scenario shown as the default: the one that answers a request nothing else
+        selects (the first loaded, if every scenario has a ``match``)."""
+        return self._fallback or self.scenarios[0]
 
     @property
     def names(self) -> list[str]:
@@ -44,13 +66,29 @@ class ScenarioSet:
         except KeyError:
             raise ScenarioNotFound(name, self.names) from None
 
-    def pick(self, header: str | None, model: str | None) -> tuple[Scenario, Reason]:
-        """The scenario for a request, and why it was chosen."""
+    def pick(self, header: str | None, seen: Seen | None = None, *, strict: bool = False) -> Choice:
+        """The scenario for a request, and why it was chosen (see the module's docstring)."""
         if header:
-            return self.get(header), "header"
-        if model is not None and model in self._by_name:
-            return self._by_name[model], "model"
-        return self.default, "default"
+            return Choice(self.get(header), "header")
+        misses = []
+        if seen is not None:
+            for scenario in self._matching:
+                assert scenario.match is not None
+                miss = scenario.match.miss(seen)
+                if miss is None:
+                    held = ", ".join(scenario.match.keys)
+                    return Choice(scenario, "match", f"{scenario.name}: {held} held")
+                misses.append(f"{scenario.name}: {miss}")
+        model = seen.conversation.model if seen is not None else None
+        by_model = self._by_name.get(model) if model is not None else None
+        if by_model is not None and by_model.match is None:
+            return Choice(by_model, "model")
+        if self._fallback is not None and not strict:
+            return Choice(self._fallback, "default")
+        request = f"model {model!r}" if model is not None else "no model"
+        if seen is not None and seen.conversation.last_user is not None:
+            request += f", last_user {seen.conversation.last_user[:60]!r}"
+        raise NoScenarioMatched(misses, self.names, strict=strict, request=request)
 
     def next_step(self, scenario: Scenario) -> Scenario:
         """Count a request answered by ``scenario`` and return the step of its sequence to play."""

@@ -112,7 +112,7 @@ sequence:
 """
     assert problems(tmp_path, text) == [
         "s.yaml:3:1: tokns: unknown key (allowed: body, default, description, done, faults, finish_reason, "
-        "first_byte, headers, model, name, reply, sequence, status, timing, tokens, tool_calls, wire); "
+        "first_byte, headers, match, model, name, reply, sequence, status, timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
         "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed); "
@@ -335,7 +335,7 @@ MALFORMED_CHOICES = (
         (
             "1: a\nreply: hi\n",
             "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, default, description, done, faults, "
-            "finish_reason, first_byte, headers, model, name, reply, sequence, status, timing, tokens, "
+            "finish_reason, first_byte, headers, match, model, name, reply, sequence, status, timing, tokens, "
             "tool_calls, wire)",
         ),
         # seed of 5,000 digits: ValueError from int()

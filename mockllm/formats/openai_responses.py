@@ -191,7 +191,7 @@ def _read_item(item: dict[str, Any], system: list[str], history: list[Message]) 
     ``function_call_output`` as a tool result."""
     kind = item.get("type", "message")
     if kind == "function_call":
-        name = item.get("name") if isinstance(item.get("name"), str) else ""
+        name = str(item["name"]) if isinstance(item.get("name"), str) else ""
         last = history[-1] if history else None
         if last is not None and last.role == "assistant":
             history[-1] = Message("assistant", last.text, (*last.tool_calls, name))
