@@ -158,6 +158,12 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
             "Authorization, x-api-key, api-key and Cookie always are. Repeatable.",
         ),
         click.option(
+            "--strict",
+            is_flag=True,
+            help="No default scenario: a request that neither names a scenario (header, model) nor "
+            "meets one's match gets a 404 explaining each miss.",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["text", "json"]),
             default="text",
@@ -203,6 +209,7 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         cors=tuple(params["cors"]),
         max_calls=params["max_calls"],
         redact_headers=tuple(params["redact_headers"]),
+        strict=params["strict"],
         header_timeout=params["header_timeout"],
         idle_timeout=params["idle_timeout"],
         max_connections=params["max_connections"],
