@@ -90,6 +90,16 @@ class ScenarioSet:
             request += f", last_user {seen.conversation.last_user[:60]!r}"
         raise NoScenarioMatched(misses, self.names, strict=strict, request=request)
 
+    def explain(self, header: str | None, seen: Seen, *, strict: bool = False) -> tuple[list[str], Choice]:
+        """What ``mockllm explain`` prints: each ``match`` scenario's verdict on the request, in
+        the order :meth:`pick` tries them, and the choice (raises as :meth:`pick` does)."""
+        verdicts = []
+        for scenario in self._matching:
+            assert scenario.match is not None
+            miss = scenario.match.miss(seen)
+            verdicts.append(f"{scenario.name}: {miss or ', '.join(scenario.match.keys) + ' held'}")
+        return verdicts, self.pick(header, seen, strict=strict)
+
     def next_step(self, scenario: Scenario) -> Scenario:
         """Count a request answered by ``scenario`` and return the step of its sequence to play."""
         n = self._answered[scenario.name]

@@ -192,7 +192,9 @@ def test_an_error_inside_the_server_fails_the_test_with_its_traceback(project: p
 
 def test_strict_markers_and_help(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.mockllm(scenario=None, scenarios=None, time_scale=None, strict=False)*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.mockllm(scenario=None, scenarios=None, time_scale=None, strict=False)*"]
+    )
     help_text = project.runpytest("--help")
     help_text.stdout.fnmatch_lines(["*--mockllm-time-scale=FACTOR*"])
 
