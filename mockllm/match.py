@@ -17,6 +17,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 from .conversation import Conversation
@@ -36,6 +37,16 @@ class Seen:
     headers: Mapping[str, str] | None = None
     body: Any = None
 
+    # Read once per request, however many scenarios ask (a frozen dataclass keeps no slots, so
+    # cached_property can store them).
+    @cached_property
+    def last_user(self) -> str | None:
+        return self.conversation.last_user
+
+    @cached_property
+    def tool_result(self) -> str | None:
+        return self.conversation.tool_result
+
 
 @dataclass(frozen=True, slots=True)
 class TextTest:
@@ -46,11 +57,13 @@ class TextTest:
     value: str
     ignore_case: bool = False
     pattern: re.Pattern[str] | None = None
+    #: ``value`` as compared: case-folded with ``ignore_case``.
+    wanted: str = ""
 
     def holds(self, text: str) -> re.Match[str] | bool:
         if self.pattern is not None:
             return self.pattern.search(text) or False
-        given, wanted = (text.casefold(), self.value.casefold()) if self.ignore_case else (text, self.value)
+        given, wanted = (fold(text), self.wanted) if self.ignore_case else (text, self.value)
         if self.kind == "equals":
             return given == wanted
         if self.kind == "startswith":
@@ -66,13 +79,39 @@ class TextTest:
 Text = tuple[TextTest, ...]  # any of them (OR)
 
 
-def text_miss(what: str, tests: Text, text: str | None) -> str | None:
+@lru_cache(maxsize=256)
+def fold(text: str) -> str:
+    """``text.casefold()``, once per request text however many conditions ignore case."""
+    return text.casefold()
+
+
+class TextMiss:
+    """Why a text condition failed, written out only when shown: most misses never are (the
+    request matched a later scenario, or went to the default)."""
+
+    __slots__ = ("tests", "text", "what")
+
+    def __init__(self, what: str, tests: Text, text: str | None) -> None:
+        self.what, self.tests, self.text = what, tests, text
+
+    def __str__(self) -> str:
+        tests = self.tests
+        wanted = str(tests[0]) if len(tests) == 1 else "any of: " + ", ".join(map(str, tests))
+        had = "there was none" if self.text is None else f"it was {_quote(self.text)}"
+        return f"{self.what} does not {wanted} ({had})"
+
+
+#: What a condition returns: ``None`` (it holds) or why not (``str()`` of it is the sentence).
+Why = str | TextMiss | None
+
+
+def text_miss(what: str, tests: Text, text: str | None) -> Why:
     """``None`` if ``text`` passes any of ``tests``; else why not, quoting ``text``."""
-    if text is not None and any(test.holds(text) for test in tests):
-        return None
-    wanted = str(tests[0]) if len(tests) == 1 else "any of: " + ", ".join(map(str, tests))
-    had = "there was none" if text is None else f"it was {_quote(text)}"
-    return f"{what} does not {wanted} ({had})"
+    if text is not None:
+        for test in tests:
+            if test.holds(text):
+                return None
+    return TextMiss(what, tests, text)
 
 
 def groups(tests: Text, text: str | None) -> dict[str, str]:
@@ -91,11 +130,11 @@ def _quote(text: str) -> str:
 # -- the conditions: (compiled spec, request) → None or why not --------------------------------------
 
 
-def last_user(tests: Text, seen: Seen) -> str | None:
-    return text_miss("last_user", tests, seen.conversation.last_user)
+def last_user(tests: Text, seen: Seen) -> Why:
+    return text_miss("last_user", tests, seen.last_user)
 
 
-def system(tests: Text, seen: Seen) -> str | None:
+def system(tests: Text, seen: Seen) -> Why:
     return text_miss("system", tests, seen.conversation.system or None)
 
 
@@ -106,13 +145,13 @@ def any_message(tests: Text, seen: Seen) -> str | None:
     if any(text_miss("", tests, text) is None for text in texts):
         return None
     last = texts[-1] if texts else None
-    miss = text_miss("no message", tests, last)
-    assert miss is not None
-    return miss.replace("(it was", f"({len(texts)} messages, the last", 1)
+    return str(text_miss("no message", tests, last)).replace(
+        "(it was", f"({len(texts)} messages, the last", 1
+    )
 
 
-def tool_result(spec: bool | Text, seen: Seen) -> str | None:
-    result = seen.conversation.tool_result
+def tool_result(spec: bool | Text, seen: Seen) -> Why:
+    result = seen.tool_result
     messages = seen.conversation.messages
     last = f"a {messages[-1].role} message" if messages else "no message"
     if result is None:
@@ -147,7 +186,7 @@ def model(glob: str, seen: Seen) -> str | None:
     return None if fnmatch.fnmatchcase(given, glob) else f"model {given!r} does not match {glob!r}"
 
 
-def headers(specs: tuple[tuple[str, Text], ...], seen: Seen) -> str | None:
+def headers(specs: tuple[tuple[str, Text], ...], seen: Seen) -> Why:
     given = {k.lower(): v for k, v in (seen.headers or {}).items()}
     for name, tests in specs:
         miss = text_miss(f"header {name}", tests, given.get(name.lower()))
@@ -186,7 +225,7 @@ def format_(names: tuple[str, ...], seen: Seen) -> str | None:
     return f"format is {seen.format!r}, not {' or '.join(map(repr, names))}"
 
 
-Check = Callable[[Any, Seen], str | None]
+Check = Callable[[Any, Seen], Why]
 #: Each condition by its key in ``match`` (checked in the order the scenario gives them).
 CONDITIONS: dict[str, Check] = {
     "format": format_,
@@ -208,7 +247,7 @@ class Match:
 
     conditions: tuple[tuple[str, Any], ...]
 
-    def miss(self, seen: Seen) -> str | None:
+    def miss(self, seen: Seen) -> Why:
         """``None`` if every condition holds; else the first one that failed, and why."""
         for key, spec in self.conditions:
             why = CONDITIONS[key](spec, seen)
@@ -247,7 +286,7 @@ def compile_match(spec: Mapping[str, Any], report: Report) -> Match | None:
         for index, item in enumerate(items):
             here = (*key, index) if isinstance(value, list) else key
             if isinstance(item, str):
-                out.append(TextTest("contains", item))
+                out.append(TextTest("contains", item, wanted=item))
                 continue
             kinds = [k for k in TEXT_TESTS if k in item]
             if len(kinds) != 1:
@@ -264,7 +303,7 @@ def compile_match(spec: Mapping[str, Any], report: Report) -> Match | None:
                     report((*here, kind), f"{show(item[kind])} is not a regular expression: {exc}")
                     ok = False
                     continue
-            out.append(TextTest(kind, item[kind], ignore, pattern))
+            out.append(TextTest(kind, item[kind], ignore, pattern, item[kind].casefold()))
         return tuple(out)
 
     conditions: list[tuple[str, Any]] = []

@@ -40,3 +40,11 @@ def test_every_case_runs_against_both_servers(tmp_path: Path) -> None:
     launch = report["cases"]["mockllm"]["launch"]
     assert launch["ready_ms"] > launch["import_aiohttp_ms"] > 0
     assert (tmp_path / "gaps.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_selection_bench_runs_and_picks_what_it_should() -> None:
+    """bench/selection.py, tiny: it checks its own choices; its figures are read, not asserted."""
+    from bench.selection import measure
+
+    figures = measure(50, 5)
+    assert set(figures) == {"last matches", "none matches"}

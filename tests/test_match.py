@@ -42,7 +42,8 @@ def user(text: str) -> dict[str, str]:
 def miss(condition: str, seen: Seen) -> str | None:
     (scenario,) = parse_scenarios(f"name: s\nreply: x\nmatch:\n  {condition}\n")
     assert scenario.match is not None
-    return scenario.match.miss(seen)
+    why = scenario.match.miss(seen)
+    return None if why is None else str(why)
 
 
 TOOL_TURN = (
@@ -360,3 +361,32 @@ def test_bad_match_is_a_positioned_load_error(text: str, expected: str) -> None:
     with pytest.raises(ScenarioError) as caught:
         parse_scenarios(f"name: s\nreply: x\n{text}\n", "s.yaml")
     assert [str(p) for p in caught.value.problems] == [expected]
+
+
+def test_the_index_keeps_load_order_and_misses_nothing() -> None:
+    loaded = parse_scenarios(
+        """
+- {name: regex-first, reply: a, match: {last_user: {regex: 'Pa.is'}}}
+- {name: short, reply: b, match: {last_user: is}}
+- {name: folded, reply: c, match: {last_user: {contains: PARIS, ignore_case: true}}}
+- {name: exact, reply: d, match: {last_user: Paris}}
+- {name: shared-prefix, reply: e, match: {last_user: weather in Rome}}
+- {name: shared-prefix-2, reply: f, match: {last_user: weather in Oslo}}
+- {name: plain, reply: g}
+"""
+    )
+    scenarios = ScenarioSet(loaded)
+
+    def name(text: str) -> str:
+        return scenarios.pick(None, chat(user(text))).scenario.name
+
+    assert name("to Paris") == "regex-first"
+    assert name("this") == "short"
+    assert name("PARIS!") == "folded"
+    assert name("weather in Oslo") == "shared-prefix-2"
+    assert name("weather in Rome") == "shared-prefix"
+    assert name("nothing") == "plain"
+    without_regex = ScenarioSet(loaded[2:])
+    assert (
+        without_regex.pick(None, chat(user("Paris"))).scenario.name == "folded"
+    )  # load order, not bucket order
