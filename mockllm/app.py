@@ -25,10 +25,11 @@ from dataclasses import replace
 from aiohttp import web
 
 from .clock import Clock, LoopClock
-from .errors import ScenarioNotFound
+from .errors import NoScenarioMatched, ScenarioNotFound
 from .formats import FORMATS, ApiRequest, RequestError, WireFormat
 from .guards import auth, cors_headers, error_response, json_errors, preflight, record, worker_header
 from .logs import brief_client_errors
+from .match import Seen
 from .metrics import CONTENT_TYPE
 from .replies import Reply, begin, read_json, stream, whole
 from .scenario import Scenario
@@ -125,7 +126,10 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
         message = f"Last-Event-ID must be an event id this stream sent, a decimal number (got {last[:40]!r})."
         return error_response(fmt, 400, message, param="Last-Event-ID", code="invalid_last_event_id")
     try:
-        chosen, call.reason = state.scenarios.pick(name, None)
+        chosen = state.scenarios.pick(name, strict=state.strict).scenario
+        call.reason = "header" if name else "default"
+    except NoScenarioMatched as exc:
+        return error_response(fmt, 404, str(exc), code="no_scenario_matched")
     except ScenarioNotFound as exc:
         return error_response(fmt, 404, str(exc), code="scenario_not_found")
     call.stream = True
@@ -148,13 +152,17 @@ def _completion_handler(fmt: WireFormat) -> Handler:
             body = await read_json(request)
             call.json = body
             api_request = fmt.parse_request(body)
-            chosen, call.reason = state.scenarios.pick(request.headers.get(HEADER), api_request.model)
+            call.conversation = api_request.conversation
+            seen = Seen(api_request.conversation, fmt.name, request.headers, body)
+            choice = state.scenarios.pick(request.headers.get(HEADER), seen, strict=state.strict)
         except RequestError as exc:
             return error_response(fmt, exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code)
+        except NoScenarioMatched as exc:
+            return error_response(fmt, 404, str(exc), code="no_scenario_matched")
         except ScenarioNotFound as exc:
             return error_response(fmt, 404, str(exc), code="scenario_not_found")
-        call.stream = api_request.stream
-        scenario = await begin(request, fmt, chosen, call, prompt_tokens=api_request.prompt_tokens)
+        call.reason, call.why, call.stream = choice.reason, choice.why, api_request.stream
+        scenario = await begin(request, fmt, choice.scenario, call, prompt_tokens=api_request.prompt_tokens)
         if isinstance(scenario, web.Response):
             return scenario
         reply = Reply.build(request, fmt, scenario, api_request, call)

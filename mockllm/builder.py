@@ -30,6 +30,7 @@ from typing import Any
 from .duration import parse_duration
 from .errors import Problem, show
 from .faults import FAULTS, Fault, SpecError, action_of
+from .match import compile_match
 from .scenario import Limits, Scenario, Timing, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
 from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
@@ -82,9 +83,13 @@ def build_scenario(
         merged = _merge(base, step)
         in_step = _step_reporter(report, reported, index, step)
         steps.append(_build(merged, name, source, in_step))
+    match = compile_match(data["match"], report) if "match" in data else None
+    if "match" in data and data.get("default"):
+        report(("match",), "a default answers the requests no match holds for: it cannot have a match")
     if main is None or None in steps or len(problems) > before:
         return None
-    return Scenario(**{**main.__dict__, "sequence": tuple(s for s in steps if s is not None)})
+    sequence = tuple(s for s in steps if s is not None)
+    return Scenario(**{**main.__dict__, "sequence": sequence, "match": match})
 
 
 def value_problems(data: Any, report: Report) -> set[KeyPath]:

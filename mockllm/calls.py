@@ -68,8 +68,12 @@ class Call(Outcome):
     started: float
     json: Any = None
     scenario: str | None = None
-    #: Why the scenario answered: ``header``, ``model`` or ``default``.
+    #: Why the scenario answered: ``header``, ``match``, ``model`` or ``default``.
     reason: str | None = None
+    #: For ``match``: which scenario's conditions held (``ask-weather: last_user, tool_result held``).
+    why: str | None = None
+    #: The request as every format reads it (a :class:`~mockllm.conversation.Conversation`).
+    conversation: Any = None
     #: The wire format served, e.g. ``openai-chat``.
     format: str | None = None
     stream: bool = False
@@ -141,6 +145,8 @@ class Call(Outcome):
             "json": self.json,
             "scenario": self.scenario,
             "reason": self.reason,
+            "why": self.why,
+            "conversation": self.conversation.to_dict() if self.conversation is not None else None,
             "format": self.format,
             "stream": self.stream,
             "status": self.status,

@@ -161,6 +161,12 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
             "Authorization, x-api-key, api-key and Cookie always are. Repeatable.",
         ),
         click.option(
+            "--strict",
+            is_flag=True,
+            help="No default scenario: a request that neither names a scenario (header, model) nor "
+            "meets one's match gets a 404 explaining each miss.",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["text", "json"]),
             default="text",
@@ -211,6 +217,7 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         cors=tuple(params["cors"]),
         max_calls=params["max_calls"],
         redact_headers=tuple(params["redact_headers"]),
+        strict=params["strict"],
         header_timeout=params["header_timeout"],
         idle_timeout=params["idle_timeout"],
         max_connections=params["max_connections"],
@@ -407,6 +414,64 @@ def schema(show_path: bool) -> None:
 
     file = resources.files("mockllm").joinpath("data", "scenario.schema.json")
     click.echo(str(file) if show_path else file.read_text("utf-8").rstrip("\n"))
+
+
+@main.command()
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A scenario file or directory, as serve takes it. Repeatable.",
+)
+@click.option(
+    "--path",
+    default="/v1/chat/completions",
+    show_default=True,
+    help="The endpoint the request is sent to (its wire format reads it).",
+)
+@click.option(
+    "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="A request header. Repeatable."
+)
+@click.option("--strict", is_flag=True, help="As serve --strict: no default scenario.")
+@click.argument("request_file", type=click.File("rb"))
+def explain(
+    scenarios: tuple[Path, ...], path: str, headers: tuple[str, ...], strict: bool, request_file: Any
+) -> None:
+    """Which scenario REQUEST_FILE (a JSON request body; - for stdin) would get, and why: each
+    match scenario's verdict, then the choice. Exit 1 if none answers."""
+    from .errors import MockLLMError, NoScenarioMatched
+    from .formats import FORMATS, RequestError
+    from .formats.fields import read_body
+    from .loader import load_scenarios
+    from .match import Seen
+    from .selection import HEADER, ScenarioSet
+
+    fmt = next((f for f in FORMATS.values() if f.path == path), None)
+    if fmt is None:
+        known = ", ".join(f.path for f in FORMATS.values())
+        raise click.BadParameter(f"{path!r} is not an endpoint mockllm serves ({known})", param_hint="--path")
+    given = dict(h.split(":", 1) for h in headers if ":" in h)
+    given = {name.strip(): value.strip() for name, value in given.items()}
+    try:
+        loaded = ScenarioSet(load_scenarios(scenarios))
+        body = read_body(request_file.read())
+        seen = Seen(fmt.parse_request(body).conversation, fmt.name, given, body)
+        header = next((v for k, v in given.items() if k.lower() == HEADER.lower()), None)
+        verdicts, choice = loaded.explain(header, seen, strict=strict)
+    except RequestError as exc:
+        raise click.ClickException(
+            f"{fmt.name} would refuse this request ({exc.status}): {exc.message}"
+        ) from None
+    except NoScenarioMatched as exc:
+        click.echo(str(exc))
+        sys.exit(1)
+    except MockLLMError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in verdicts:
+        click.echo(f"  {line}")
+    click.echo(f"{choice.scenario.name} answers ({choice.reason})")
 
 
 if __name__ == "__main__":  # pragma: no cover

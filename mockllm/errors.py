@@ -5,6 +5,7 @@ Every exception mockllm raises on purpose derives from one base class::
     MockLLMError
     ├── ScenarioError        one or more problems in scenario files, each with file:line:column
     └── ScenarioNotFound     a request or a call named a scenario that is not loaded
+        └── NoScenarioMatched  a request no scenario answers (every ``match`` missed, no default)
 
 Problems found while loading scenarios are collected in one pass and raised together, so a user
 fixes every mistake in a file at once instead of one per run.
@@ -91,3 +92,17 @@ def did_you_mean(word: str, choices: list[str]) -> str:
     """``"; did you mean 'x'?"`` for the choice closest to ``word``, or ``""``."""
     close = difflib.get_close_matches(word, choices, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class NoScenarioMatched(ScenarioNotFound):
+    """No scenario answers a request: each ``match`` missed and there is no default (every
+    scenario has a ``match``, or the server is ``--strict``). The message explains each miss."""
+
+    def __init__(self, misses: Sequence[str], known: Sequence[str], *, strict: bool, request: str) -> None:
+        self.misses = tuple(misses)
+        self.name = ""
+        self.known = tuple(known)
+        why = "--strict: no default answers" if strict else "no scenario without a match to default to"
+        lines = [f"No scenario matches this request ({request}; {why}):"]
+        lines += [f"  {miss}" for miss in self.misses] or ["  (no scenario has a match)"]
+        MockLLMError.__init__(self, "\n".join(lines))

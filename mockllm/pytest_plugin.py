@@ -41,8 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "mockllm(scenario=None, scenarios=None, time_scale=None): the scenarios (paths, mappings, "
-        "YAML text) and time scale the mockllm fixture serves in this test",
+        "mockllm(scenario=None, scenarios=None, time_scale=None, strict=False): the scenarios "
+        "(paths, mappings, YAML text) and time scale the mockllm fixture serves in this test; "
+        "strict: no default scenario, so an unscripted request is a 404 that explains each miss",
     )
 
 
@@ -92,11 +93,11 @@ def mockllm(
 
     marker = request.node.get_closest_marker("mockllm")
     kwargs = marker.kwargs if marker is not None else {}
-    unknown = set(kwargs) - {"scenario", "scenarios", "time_scale"}
+    unknown = set(kwargs) - {"scenario", "scenarios", "time_scale", "strict"}
     if unknown:
         pytest.fail(
             f"@pytest.mark.mockllm got unknown arguments {sorted(unknown)}; "
-            "it takes scenario=, scenarios= and time_scale=",
+            "it takes scenario=, scenarios=, time_scale= and strict=",
             pytrace=False,
         )
     sources = kwargs.get("scenarios")
@@ -106,7 +107,8 @@ def mockllm(
         sources = mockllm_scenarios
     rootdir = Path(request.config.rootpath)
     scenarios = resolve_scenarios(sources, base=rootdir) if sources is not None else None
-    mockllm_server.reset(scenarios, time_scale=_time_scale(request.config, marker))
+    strict = bool(kwargs.get("strict", False))
+    mockllm_server.reset(scenarios, time_scale=_time_scale(request.config, marker), strict=strict)
     request.node.stash[_SERVER] = mockllm_server
     yield mockllm_server
     mockllm_server.reset()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .faults import Fault
+from .match import Match
 
 TokenMode = Literal["rune", "word"]
 
@@ -87,6 +88,8 @@ class Scenario:
     description: str = ""
     #: ``default: true``: this scenario answers a request that selects none.
     default: bool = False
+    #: ``match``: the conditions on a request under which this scenario answers it.
+    match: Match | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     token_mode: TokenMode = "rune"
     model: str | None = None

@@ -206,14 +206,20 @@ class MockLLMServer:
         return self
 
     def reset(
-        self, scenarios: Sequence[Scenario] | None = None, *, time_scale: float | None = None
+        self,
+        scenarios: Sequence[Scenario] | None = None,
+        *,
+        time_scale: float | None = None,
+        strict: bool | None = None,
     ) -> MockLLMServer:
         """Back to a clean slate: these scenarios (default: the ones it started with), sequence
-        counters at zero, an empty call log, no recorded errors."""
+        counters at zero, an empty call log, no recorded errors; ``strict`` (default: as the
+        server was started) turns the default scenario off."""
 
         def apply() -> None:
             self._set(scenarios=scenarios or self.initial, time_scale=time_scale)
             state = self.state
+            state.strict = state.options.strict if strict is None else strict
             state.clear_calls()
             state.errors.clear()
 

@@ -60,6 +60,7 @@ class ServeConfig:
     cors: tuple[str, ...] = ()
     max_calls: int = MAX_CALLS
     redact_headers: tuple[str, ...] = ()
+    strict: bool = False
     header_timeout: float = 10.0
     idle_timeout: float = 75.0
     max_connections: int | None = None  # None: the open-file limit less connections.FD_RESERVE
@@ -81,6 +82,7 @@ class ServeConfig:
             config=shown,
             max_calls=self.max_calls,
             redact_headers=self.redact_headers,
+            strict=self.strict,
         )
 
     def load(self) -> tuple[Scenario, ...]:

@@ -44,6 +44,8 @@ class Options:
     max_calls: int = MAX_CALLS
     #: Headers redacted wherever calls are served or logged, besides :data:`SECRET_HEADERS`.
     redact_headers: tuple[str, ...] = ()
+    #: ``--strict``: no default; a request that neither names nor matches a scenario is a 404.
+    strict: bool = False
 
     @property
     def secret_headers(self) -> frozenset[str]:
@@ -66,8 +68,11 @@ class ServerState:
     options: Options = field(default_factory=Options)
     metrics: Metrics = field(default_factory=Metrics)
     quotas: Quotas = field(default_factory=Quotas)
+    #: Whether selection has no default (``Options.strict``; the pytest fixture sets it per test).
+    strict: bool = False
 
     def __post_init__(self) -> None:
+        self.strict = self.strict or self.options.strict
         if self.calls.limit != self.options.max_calls:
             self.calls = CallLog(limit=self.options.max_calls)
 

@@ -58,3 +58,11 @@ def test_the_reliability_figures_run() -> None:
     assert figures["SIGTERM, 10 stalled streams, --grace 500ms"].startswith("exit 0 after")
     assert figures["5 stuck readers of 20,000 zero-delay tokens: server RSS per stuck stream"].endswith("KiB")
     assert figures["--max-calls 10, 2 × 20 requests: calls dropped from the log"] == "30"
+
+
+def test_selection_bench_runs_and_picks_what_it_should() -> None:
+    """bench/selection.py, tiny: it checks its own choices; its figures are read, not asserted."""
+    from bench.selection import measure
+
+    figures = measure(50, 5)
+    assert set(figures) == {"last matches", "none matches"}

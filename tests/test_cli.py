@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -153,3 +155,48 @@ def test_validate_prints_a_hostile_file_s_problem_and_nothing_else(tmp_path: Pat
         f"{tmp_path}/bomb.yaml:5:25: more than 10,000 YAML nodes (aliases expanded): mockllm reads no more",
         f"{tmp_path}/name.yaml:1:7: name: contains a lone surrogate (U+D800): not Unicode text, so it cannot be sent",
     ]
+
+
+AGENT_DIR = str(SCENARIOS / "agent")
+
+
+def explain(tmp_path: Path, body: object, *args: str) -> Any:
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(body), encoding="utf-8")
+    return CliRunner().invoke(main, ["explain", "--scenario", AGENT_DIR, *args, str(request)])
+
+
+def test_explain_prints_each_verdict_and_the_choice(tmp_path: Path) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+    result = explain(tmp_path, body)
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "  ask-weather: last_user does not contain 'weather' (it was 'hello')",
+        "  answer-weather: tool_result: the last message is not a tool result (it is a user message)",
+        "fallback answers (default)",
+    ]
+    anthropic = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "The WEATHER?"}]}
+    result = explain(tmp_path, anthropic, "--path", "/v1/messages")
+    assert result.output.splitlines()[0] == "  ask-weather: last_user, tool_result held"
+    assert result.output.splitlines()[-1] == "ask-weather answers (match)"
+    result = explain(tmp_path, body, "--header", "X-Mockllm-Scenario: answer-weather")
+    assert result.output.splitlines()[-1] == "answer-weather answers (header)"
+
+
+def test_explain_exits_1_when_none_answers_and_refuses_bad_input(tmp_path: Path) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+    result = explain(tmp_path, body, "--strict")
+    assert result.exit_code == 1
+    assert (
+        result.output.splitlines()[1]
+        == "  ask-weather: last_user does not contain 'weather' (it was 'hello')"
+    )
+    result = explain(tmp_path, {"model": "m"})
+    assert result.exit_code == 1
+    assert (
+        "openai-chat would refuse this request (400): Missing required parameter: 'messages'."
+        in result.output
+    )
+    result = explain(tmp_path, body, "--path", "/v2/nothing")
+    assert result.exit_code == 2
+    assert "'/v2/nothing' is not an endpoint mockllm serves" in result.output

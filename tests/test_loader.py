@@ -112,8 +112,8 @@ sequence:
 """
     assert problems(tmp_path, text) == [
         "s.yaml:3:1: tokns: unknown key (allowed: body, context_window, default, description, done, faults, "
-        "finish_reason, first_byte, headers, limits, model, name, reply, sequence, status, timing, tokens, "
-        "tool_calls, wire); "
+        "finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, status, timing, "
+        "tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
         "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed); "
@@ -265,6 +265,7 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
         "description",
         "default",
         "sequence",
+        "match",  # what chooses the scenario, before any of its steps
         "limits",  # quotas belong to the scenario, not to one of its requests
         "context_window",
     }
@@ -338,8 +339,8 @@ MALFORMED_CHOICES = (
         (
             "1: a\nreply: hi\n",
             "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, context_window, default, description, "
-            "done, faults, finish_reason, first_byte, headers, limits, model, name, reply, sequence, status, "
-            "timing, tokens, "
+            "done, faults, finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, "
+            "status, timing, tokens, "
             "tool_calls, wire)",
         ),
         # seed of 5,000 digits: ValueError from int()

@@ -192,7 +192,9 @@ def test_an_error_inside_the_server_fails_the_test_with_its_traceback(project: p
 
 def test_strict_markers_and_help(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.mockllm(scenario=None, scenarios=None, time_scale=None)*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.mockllm(scenario=None, scenarios=None, time_scale=None, strict=False)*"]
+    )
     help_text = project.runpytest("--help")
     help_text.stdout.fnmatch_lines(["*--mockllm-time-scale=FACTOR*"])
 
@@ -232,3 +234,40 @@ def test_a_scenario_path_that_does_not_exist_is_no_such_file(project: pytest.Pyt
     result.assert_outcomes(passed=2, errors=1)
     message = f"scenarios/slw.yaml: no such file or directory (relative to {project.path})"
     result.stdout.fnmatch_lines([f"E * mockllm.errors.ScenarioError: {message}"])
+
+
+def test_strict_marker_fails_an_unscripted_request_and_shows_why(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+        import openai, pytest
+
+        AGENT = '''
+        - name: ask-weather
+          match: {last_user: {contains: weather, ignore_case: true}}
+          reply: Let me check.
+        - name: other
+          reply: unscripted
+        '''
+
+        @pytest.mark.mockllm(scenario=AGENT, strict=True)
+        def test_strict(mockllm):
+            client = openai.OpenAI(base_url=mockllm.openai_base_url, api_key="x", max_retries=0)
+            reply = client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "The weather?"}])
+            assert reply.choices[0].message.content == "Let me check."
+            assert (mockllm.calls.last.reason, mockllm.calls.last.why) == (
+                "match", "ask-weather: last_user held")
+            with pytest.raises(openai.NotFoundError) as caught:
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}])
+            assert "ask-weather: last_user does not contain 'weather' (it was 'hello')" in str(caught.value)
+
+        @pytest.mark.mockllm(scenario=AGENT)
+        def test_not_strict_after(mockllm):
+            client = openai.OpenAI(base_url=mockllm.openai_base_url, api_key="x", max_retries=0)
+            reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}])
+            assert reply.choices[0].message.content == "unscripted"
+            assert mockllm.calls.last.reason == "default"
+        """
+    )
+    result = project.runpytest("--strict-markers")
+    result.assert_outcomes(passed=2)

@@ -427,3 +427,17 @@ def test_sigterm_with_many_stalled_streams_takes_one_grace_period(
         elapsed = time.monotonic() - started
     assert code == 0, stderr
     assert 2 <= elapsed < 2 + 1.5
+
+
+def test_exec_strict_answers_an_unscripted_request_with_a_404_that_explains() -> None:
+    agent = str(Path(__file__).resolve().parent.parent / "scenarios" / "agent")
+    body = '{"model": "m", "messages": [{"role": "user", "content": "hello"}]}'
+    command = f"curl -s -w ' %{{http_code}}' -H 'Content-Type: application/json' -d '{body}' \"$OPENAI_BASE_URL/chat/completions\""
+    result = mockllm("exec", "--strict", "--scenario", agent, "--", "sh", "-c", command)
+    assert result.returncode == 0, result.stderr
+    text, _, status = result.stdout.rpartition(" ")
+    assert status == "404"
+    assert (
+        "ask-weather: last_user does not contain 'weather' (it was 'hello')"
+        in json.loads(text)["error"]["message"]
+    )

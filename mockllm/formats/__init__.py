@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..conversation import Conversation
 from ..events import Event
 from ..scenario import Scenario, ToolCall
 
@@ -51,13 +52,27 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class ApiRequest:
-    """What a format read from a request body."""
+    """What a format read from a request body: the :class:`~mockllm.conversation.Conversation`
+    that matching and the call log read, and what only the format's encoder needs."""
 
     model: str
     stream: bool
     prompt_tokens: int
     body: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
+    conversation: Conversation = field(default_factory=lambda: Conversation(""))
+
+    @classmethod
+    def of(cls, conversation: Conversation, body: dict[str, Any], **options: Any) -> ApiRequest:
+        """The request a parser read as ``conversation``, its tokens counted by the one rule."""
+        return cls(
+            model=conversation.model,
+            stream=conversation.stream,
+            prompt_tokens=conversation.prompt_tokens,
+            body=body,
+            options=options,
+            conversation=conversation,
+        )
 
 
 @dataclass(frozen=True)
@@ -139,12 +154,6 @@ def tool_call_id(prefix: str, index: int) -> str:
     return f"{prefix}_mockllm_{index}"
 
 
-def count_prompt_tokens(texts: list[str]) -> int:
-    """The documented rule for ``prompt_tokens``: one token per 4 characters of message text,
-    rounded up (OpenAI's own rule of thumb), and at least 1."""
-    return max(1, -(-sum(len(t) for t in texts) // 4))
-
-
 # Each module registers itself; the order is the order of the README's endpoint table.
 from . import anthropic as _anthropic  # noqa: E402
 from . import ollama as _ollama  # noqa: E402
@@ -160,7 +169,6 @@ __all__ = [
     "StreamEncoder",
     "WholeReply",
     "WireFormat",
-    "count_prompt_tokens",
     "format_for",
     "register",
     "tool_call_id",

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..conversation import Conversation, Message, text_of, tool_names
 from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
-from . import ApiRequest, RequestError, StreamContext, WholeReply, count_prompt_tokens, register, tool_call_id
-from .fields import message_texts
+from . import ApiRequest, RequestError, StreamContext, WholeReply, register, tool_call_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -147,6 +147,22 @@ class AnthropicEncoder(EventEncoder):
         raise TypeError(f"unexpected event {event!r}")  # pragma: no cover
 
 
+def _messages(message: dict[str, Any]) -> list[Message]:
+    """One Anthropic message as normalised messages: each ``tool_result`` block is a tool
+    message of its own (before the turn's text, as the API requires them first); the text blocks
+    are the user's or assistant's text; ``tool_use`` blocks are the assistant's tool calls."""
+    role, content = message["role"], message.get("content")
+    if isinstance(content, str):
+        return [Message(role, content)]
+    blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
+    out = [Message("tool", text_of(b.get("content"))) for b in blocks if b.get("type") == "tool_result"]
+    text = text_of([b for b in blocks if b.get("type") == "text"])
+    calls = tuple(b["name"] for b in blocks if b.get("type") == "tool_use" and isinstance(b.get("name"), str))
+    if text or calls or not out:
+        out.append(Message(role, text, calls))
+    return out
+
+
 class AnthropicMessages:
     name = "anthropic"
     path = "/v1/messages"
@@ -166,7 +182,6 @@ class AnthropicMessages:
                 raise RequestError(400, f"{key}: Field required", param=key)
             if not isinstance(body[key], kind) or isinstance(body[key], bool):
                 raise RequestError(400, f"{key}: Input should be {name}", param=key)
-        texts = message_texts(body.get("system"))
         for index, message in enumerate(body["messages"]):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
                 raise RequestError(
@@ -174,13 +189,13 @@ class AnthropicMessages:
                     f"messages.{index}.role: Input should be 'user' or 'assistant'",
                     param=f"messages.{index}.role",
                 )
-            texts += message_texts(message.get("content"))
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise RequestError(400, "stream: Input should be a valid boolean", param="stream")
-        return ApiRequest(
-            model=body["model"], stream=stream, prompt_tokens=count_prompt_tokens(texts), body=body
-        )
+        history = tuple(m for message in body["messages"] for m in _messages(message))
+        system = text_of(body.get("system"))
+        conversation = Conversation(body["model"], stream, system, history, tool_names(body.get("tools")))
+        return ApiRequest.of(conversation, body)
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext

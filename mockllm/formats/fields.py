@@ -114,15 +114,6 @@ def json_type(value: Any) -> str:
     }.get(type(value), "null")
 
 
-def message_texts(content: Any) -> list[str]:
-    """The text of a message's content: a string, or the text parts of a list."""
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, list):
-        return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return []
-
-
 def json_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RequestError(400, "The request body must be a JSON object.", code="invalid_type")

@@ -19,12 +19,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from ..conversation import Conversation, Message, chat_history, tool_names
 from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..ndjson import NDJSONFramer
 from ..scenario import Scenario
-from . import ApiRequest, RequestError, StreamContext, WholeReply, count_prompt_tokens, register
-from .fields import message_texts
+from . import ApiRequest, RequestError, StreamContext, WholeReply, register
 
 NS = 1_000_000_000
 DONE_REASONS = {
@@ -149,8 +149,9 @@ class OllamaChat(_Ollama):
 
     def parse_request(self, body: Any) -> ApiRequest:
         model, messages, stream = self._parse(body, "messages", list)
-        texts = [t for m in messages if isinstance(m, dict) for t in message_texts(m.get("content"))]
-        return ApiRequest(model=model, stream=stream, prompt_tokens=count_prompt_tokens(texts), body=body)
+        system, history = chat_history(messages)
+        conversation = Conversation(model, stream, system, history, tool_names(body.get("tools")))
+        return ApiRequest.of(conversation, body)
 
     def response_body(self, request: ApiRequest, context: StreamContext, reply: WholeReply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
@@ -174,7 +175,9 @@ class OllamaGenerate(_Ollama):
 
     def parse_request(self, body: Any) -> ApiRequest:
         model, prompt, stream = self._parse(body, "prompt", str)
-        return ApiRequest(model=model, stream=stream, prompt_tokens=count_prompt_tokens([prompt]), body=body)
+        system = body.get("system")
+        system = system if isinstance(system, str) else ""
+        return ApiRequest.of(Conversation(model, stream, system, (Message("user", prompt),)), body)
 
     def response_body(self, request: ApiRequest, context: StreamContext, reply: WholeReply) -> dict[str, Any]:
         whole = self._whole(context, reply, request)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..conversation import Conversation, chat_history, tool_names
 from ..encoder import EventEncoder, Payloads, dumps, json_string
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
@@ -27,11 +28,10 @@ from . import (
     RequestError,
     StreamContext,
     WholeReply,
-    count_prompt_tokens,
     register,
     tool_call_id,
 )
-from .fields import message_texts, optional, required
+from .fields import optional, required
 
 _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Bad request.", "invalid_request_error", None),
@@ -161,7 +161,6 @@ class OpenAIChat:
                 param="messages",
                 code="empty_array",
             )
-        texts = []
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise RequestError(
@@ -170,7 +169,6 @@ class OpenAIChat:
                     param=f"messages[{index}]",
                     code="invalid_type",
                 )
-            texts.extend(message_texts(message.get("content")))
         stream = optional(body, "stream", bool, "a boolean", False)
         options = optional(body, "stream_options", dict, "an object", None)
         if options is not None and not stream:
@@ -188,13 +186,9 @@ class OpenAIChat:
                 param="n",
                 code="unsupported_value",
             )
-        return ApiRequest(
-            model=model,
-            stream=stream,
-            prompt_tokens=count_prompt_tokens(texts),
-            body=body,
-            options={"include_usage": bool((options or {}).get("include_usage"))},
-        )
+        system, history = chat_history(messages)
+        conversation = Conversation(model, stream, system, history, tool_names(body.get("tools")))
+        return ApiRequest.of(conversation, body, include_usage=bool((options or {}).get("include_usage")))
 
     def stream_encoder(self, scenario: Scenario, request: ApiRequest, context: StreamContext) -> EventEncoder:
         return OpenAIChatEncoder(scenario, request, context)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..conversation import Conversation, Message
 from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
-from . import ApiRequest, RequestError, StreamContext, WholeReply, count_prompt_tokens, register
+from . import ApiRequest, RequestError, StreamContext, WholeReply, register
 from .fields import json_object, optional, required, stream_flag
 from .openai_chat import OpenAIChat, usage_of
 
@@ -89,13 +90,8 @@ class OpenAICompletions(OpenAIChat):
                 param="n",
                 code="unsupported_value",
             )
-        return ApiRequest(
-            model=model,
-            stream=stream,
-            prompt_tokens=count_prompt_tokens(texts),
-            body=body,
-            options={"include_usage": bool((options or {}).get("include_usage"))},
-        )
+        conversation = Conversation(model, stream, messages=(Message("user", "".join(texts)),))
+        return ApiRequest.of(conversation, body, include_usage=bool((options or {}).get("include_usage")))
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..conversation import Conversation, Message, text_of, tool_names
 from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
-from . import ApiRequest, StreamContext, WholeReply, count_prompt_tokens, register, tool_call_id
-from .fields import json_object, message_texts, optional, required, stream_flag
+from . import ApiRequest, StreamContext, WholeReply, register, tool_call_id
+from .fields import json_object, optional, required, stream_flag
 from .openai_chat import OpenAIChat
 
 
@@ -184,6 +185,28 @@ class ResponsesEncoder(EventEncoder):
         raise TypeError(f"unexpected event {event!r}")  # pragma: no cover
 
 
+def _read_item(item: dict[str, Any], system: list[str], history: list[Message]) -> None:
+    """One ``input`` item into the normalised history: messages by role, a ``function_call`` as
+    an assistant's tool call (the calls of one turn share one assistant message), a
+    ``function_call_output`` as a tool result."""
+    kind = item.get("type", "message")
+    if kind == "function_call":
+        name = str(item["name"]) if isinstance(item.get("name"), str) else ""
+        last = history[-1] if history else None
+        if last is not None and last.role == "assistant":
+            history[-1] = Message("assistant", last.text, (*last.tool_calls, name))
+        else:
+            history.append(Message("assistant", "", (name,)))
+    elif kind == "function_call_output":
+        history.append(Message("tool", text_of(item.get("output"))))
+    elif kind == "message":
+        role, text = item.get("role"), text_of(item.get("content"))
+        if role in ("system", "developer"):
+            system.append(text)
+        elif role in ("user", "assistant"):
+            history.append(Message(role, text))
+
+
 class OpenAIResponses(OpenAIChat):
     """Shares chat's error shape and defaults; differs in the request and the events."""
 
@@ -196,16 +219,15 @@ class OpenAIResponses(OpenAIChat):
         body = json_object(body)
         model = required(body, "model", str, "a string")
         given = required(body, "input", str | list, "a string or an array")
-        texts = message_texts(optional(body, "instructions", str, "a string", None))
-        if isinstance(given, str):
-            texts.append(given)
-        else:
-            for item in given:
-                if isinstance(item, dict):
-                    texts += message_texts(item.get("content"))
-        return ApiRequest(
-            model=model, stream=stream_flag(body), prompt_tokens=count_prompt_tokens(texts), body=body
-        )
+        system = [optional(body, "instructions", str, "a string", "")]
+        history: list[Message] = []
+        for item in [{"role": "user", "content": given}] if isinstance(given, str) else given:
+            if isinstance(item, dict):
+                _read_item(item, system, history)
+        instructions = "\n".join(filter(None, system))
+        tools = tool_names(body.get("tools"))
+        conversation = Conversation(model, stream_flag(body), instructions, tuple(history), tools)
+        return ApiRequest.of(conversation, body)
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext
