@@ -45,7 +45,7 @@ async def begin(
         await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
     if scenario.status is not None:
         call.outcome = FAULT_STATUS
-        return status_response(fmt, scenario)
+        return status_response(fmt, scenario, stream=call.stream)
     return scenario
 
 
@@ -93,10 +93,18 @@ async def read_json(request: web.Request) -> Any:
     return read_body(raw)
 
 
-def status_response(fmt: WireFormat, scenario: Scenario) -> web.Response:
+def status_response(fmt: WireFormat, scenario: Scenario, *, stream: bool = False) -> web.Response:
+    """The scripted answer: the error (``body``, else the format's own), or a success without a
+    stream (204; 200 with ``body``, or empty with the type of what was asked for)."""
     status = scenario.status
     assert status is not None
     headers = dict(scenario.headers)
+    if status < 300 and scenario.body is None:  # a success without a stream: 204, or 200 with no body
+        response = web.Response(status=status, headers=headers)
+        if status != 204:
+            # what the client asked for, with nothing in it
+            response.content_type = fmt.content_type if stream else "application/json"
+        return response
     if scenario.body is None:
         message, kind, code = fmt.default_error(status)
         return web.json_response(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
+import httpx_sse
 import openai
 import pytest
 
-from mockllm import MockLLMServer
+from mockllm import MockLLMServer, ScenarioError, scenario_from_dict
 
 from . import rawhttp
 from .conftest import Serve
@@ -256,6 +258,51 @@ def test_status_with_custom_bodies(serve: Serve) -> None:
     assert (text.status_code, text.text) == (502, "<html>bad gateway</html>")
     data = httpx.post(url(server), json=rawhttp.stream_body("json"))
     assert (data.status_code, data.json()) == (500, {"detail": "nope"})
+
+
+def test_a_2xx_status_answers_without_a_stream(serve: Serve) -> None:
+    server = serve({"name": "no-content", "status": 204}, {"name": "empty", "status": 200})
+    no_content = rawhttp.post(url(server), rawhttp.stream_body("no-content"))
+    assert no_content.head.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert (no_content.header("content-type"), no_content.body) == (None, b"")
+    empty = rawhttp.post(url(server), rawhttp.stream_body("empty"))
+    assert empty.head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert (empty.header("content-type"), empty.header("content-length"), empty.body) == (
+        "text/event-stream",
+        "0",
+        b"",
+    )
+    assert server.calls.last.outcome == "fault:status"
+    # What real clients make of it: the SDK's stream ends at once with no chunk and no error;
+    # httpx-sse refuses the 204 (no text/event-stream) and reads no event from the empty 200.
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    for name in ("no-content", "empty"):
+        assert list(client.chat.completions.create(model=name, messages=messages, stream=True)) == []
+    with pytest.raises(json.JSONDecodeError):  # without stream: an empty JSON body
+        client.chat.completions.create(model="empty", messages=messages)
+    with httpx.Client() as http:
+        with (
+            pytest.raises(httpx_sse.SSEError),
+            httpx_sse.connect_sse(
+                http, "POST", url(server), json=rawhttp.stream_body("no-content")
+            ) as source,
+        ):
+            list(source.iter_sse())
+        with httpx_sse.connect_sse(http, "POST", url(server), json=rawhttp.stream_body("empty")) as source:
+            assert list(source.iter_sse()) == []
+
+
+def test_a_2xx_status_is_200_299_and_a_204_has_no_body() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict({"reply": "x", "status": 302})
+    assert (
+        "status: must be an HTTP status: 400-599 (an error), or 200-299 (a success without a stream), not 302"
+        in str(caught.value)
+    )
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict({"reply": "x", "status": 204, "body": "hi"})
+    assert "body: a 204 No Content answer has no body (status: 200 sends one)" in str(caught.value)
 
 
 def test_first_byte_delays_the_headers(serve: Serve) -> None:
