@@ -95,6 +95,9 @@ class StreamError:
     message: str
     type: str | None = None  # None: the format's usual type for an in-stream error
     code: str | int | None = None
+    #: The SSE event name, for formats whose errors have none of their own (``event: error``,
+    #: as some OpenAI-compatible gateways send); None: the format's own.
+    event: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

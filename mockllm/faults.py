@@ -244,18 +244,25 @@ class ErrorEvent(Fault):
     message: str
     type: str | None = None
     code: str | int | None = None
+    event: str | None = None
 
     @classmethod
     def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> ErrorEvent:
         error = spec["error_event"]
-        return cls(at=at, message=error["message"], type=error.get("type"), code=error.get("code"))
+        return cls(
+            at=at,
+            message=error["message"],
+            type=error.get("type"),
+            code=error.get("code"),
+            event=error.get("event"),
+        )
 
     @property
     def ends_stream(self) -> bool:
         return True
 
     def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
-        yield Step(cursor.time, StreamError(self.message, self.type, self.code))
+        yield Step(cursor.time, StreamError(self.message, self.type, self.code, self.event))
         yield Step(cursor.time, Close("eof", "fault:error_event"))
         cursor.ended = True
 

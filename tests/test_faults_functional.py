@@ -234,6 +234,32 @@ def test_error_event_then_clean_end(serve: Serve) -> None:
 # -- HTTP-level faults and sequences ------------------------------------------------------------------
 
 
+def test_error_event_with_an_event_name_as_some_gateways_send(serve: Serve) -> None:
+    error = {"message": "upstream overloaded", "code": "overloaded", "event": "error"}
+    server = serve({"reply": "abc", "faults": [{"at": 1, "error_event": error}]})
+    events = events_of(rawhttp.post(url(server), rawhttp.stream_body()).payload)
+    assert events[1:] == [
+        b'event: error\ndata: {"error":{"message":"upstream overloaded","type":"server_error",'
+        b'"param":null,"code":"overloaded"}}'
+    ]
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    with pytest.raises(openai.APIError, match="upstream overloaded"):  # the SDK raises on the error key
+        list(
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+    with (
+        httpx.Client() as http,
+        httpx_sse.connect_sse(http, "POST", url(server), json=rawhttp.stream_body()) as source,
+    ):
+        assert [sse.event for sse in source.iter_sse()][-1] == "error"  # a generic parser sees the name
+    with pytest.raises(ScenarioError, match=r"error_event.event: must be one line of text"):
+        scenario_from_dict(
+            {"reply": "a", "faults": [{"at": 0, "error_event": {"message": "x", "event": "a\nb"}}]}
+        )
+
+
 def test_status_with_headers_and_default_openai_body(serve: Serve) -> None:
     server = serve({"status": 429, "headers": {"Retry-After": "7"}})
     response = httpx.post(url(server), json=rawhttp.stream_body())

@@ -142,10 +142,16 @@ class OpenAIChatEncoder(EventEncoder):
                 return out
             case Done():
                 return [(None, b"[DONE]")]
-            case StreamError(message=message, type=type_, code=code):
-                error = {"message": message, "type": type_ or "server_error", "param": None, "code": code}
-                return [(None, dumps({"error": error}).encode())]
+            case StreamError():
+                return stream_error(event)
         raise TypeError(f"unexpected event {event!r}")  # pragma: no cover
+
+
+def stream_error(error: StreamError) -> Payloads:
+    """OpenAI's in-stream error: ``data: {"error": {...}}``, with no event name unless the fault
+    gives one (``event: error``, as some gateways send; the SDKs raise on the ``error`` key alike)."""
+    body = {"message": error.message, "type": error.type or "server_error", "param": None, "code": error.code}
+    return [(error.event, dumps({"error": body}).encode())]
 
 
 def usage_of(prompt_tokens: int, completion_tokens: int, *, details: bool = False) -> dict[str, Any]:
