@@ -15,7 +15,9 @@ from typing import Literal, TypeAlias
 
 CloseMode = Literal["eof", "fin", "reset"]
 Part = Literal["head", "tail"]
-Cut = Literal["half", "utf8"]
+#: Where an event's bytes are cut: the middle, after the lead byte of its first multi-byte
+#: character, or at a byte offset (negative: from the end).
+Cut = Literal["half", "utf8"] | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,8 @@ class Fragment:
     """One part of ``event``'s bytes, written on its own.
 
     ``cut="half"`` cuts the encoded event in the middle; ``cut="utf8"`` cuts just after the
-    lead byte of its first multi-byte UTF-8 character, so no per-read decoder can decode either half.
+    lead byte of its first multi-byte UTF-8 character, so no per-read decoder can decode either half;
+    an ``int`` cuts at that byte (from the end if negative: ``-1`` splits a final CRLF).
     """
 
     event: Event

@@ -113,6 +113,44 @@ def test_split_cuts_a_character_across_two_writes_and_two_reads(serve: Serve) ->
     assert times[1] - times[0] >= 0.015
 
 
+@pytest.mark.parametrize(
+    ("byte", "head_ends", "tail"),
+    [
+        (-1, b"}\r\n\r", b"\n"),  # between the CR and the LF of the closing blank line
+        (3, b"dat", b"a: {"),  # inside the field name
+    ],
+)
+def test_split_at_a_byte_of_the_event(serve: Serve, byte: int, head_ends: bytes, tail: bytes) -> None:
+    scenario = {
+        "reply": "abc",
+        "timing": {"per_token": "50ms"},
+        "wire": {"line_ending": "crlf"},
+        "faults": [{"at": 1, "split": {"byte": byte}}],
+    }
+    server = serve(scenario)
+    chunks, _ = rawhttp.post(url(server), rawhttp.stream_body()).chunks()
+    (cut,) = [index for index, chunk in enumerate(chunks) if chunk.endswith(head_ends)]
+    assert chunks[cut + 1].startswith(tail)
+    assert b'"content":"b"' in chunks[cut] + chunks[cut + 1]
+    # Both real clients read every event whole across the cut.
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    chunks_seen = list(client.chat.completions.create(model="m", messages=messages, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks_seen if c.choices) == "abc"
+    with (
+        httpx.Client() as http,
+        httpx_sse.connect_sse(http, "POST", url(server), json=rawhttp.stream_body()) as source,
+    ):
+        assert len(list(source.iter_sse())) == 1 + 3 + 2  # the role chunk, a b c, finish, [DONE]
+
+
+def test_split_byte_0_and_other_values_are_refused() -> None:
+    with pytest.raises(ScenarioError, match=r"split.byte: must not be 0"):
+        scenario_from_dict({"reply": "ab", "faults": [{"at": 1, "split": {"byte": 0}}]})
+    with pytest.raises(ScenarioError, match=r"faults\[0\].split: must be utf8 or \{byte: N\}, not 'half'"):
+        scenario_from_dict({"reply": "ab", "faults": [{"at": 1, "split": "half"}]})
+
+
 # -- stalls and keep-alives -------------------------------------------------------------------------
 
 
