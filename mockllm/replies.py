@@ -19,7 +19,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from . import resume
 from .calls import FAULT_STATUS, Call
-from .events import Close, Hang, Preamble, Step, StreamError, Token, ToolCallEnd
+from .events import Close, Fragment, Hang, Preamble, Step, StreamError, Token, ToolCallEnd
 from .formats import ApiRequest, RequestError, StreamContext, StreamEncoder, WholeReply, WireFormat
 from .formats.fields import read_body
 from .guards import error_response
@@ -225,6 +225,8 @@ async def whole(reply: Reply) -> web.StreamResponse:
     for step in build_timeline(scenario, time_scale=state.time_scale, streaming=False):
         deadline = step.deadline
         event = step.event
+        if isinstance(event, Fragment) and event.part == "tail":
+            event = event.event  # a split or mid-event stall: the whole event, once
         if isinstance(event, Token):
             tokens += 1
             if event.tool is None:

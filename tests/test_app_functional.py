@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import httpx
 import httpx_sse
@@ -125,6 +126,25 @@ def test_non_stream_completion(serve: Serve) -> None:
     assert response.choices[0].finish_reason == "stop"
     assert response.usage is not None
     assert response.usage.completion_tokens == len(CJK_EMOJI)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"at": 1, "split": "utf8"},
+        {"at": 1, "split": {"byte": 3}},
+        {"at": 1, "stall": "10ms", "mid_event": True},
+    ],
+    ids=["split-utf8", "split-byte", "stall-mid-event"],
+)
+def test_a_non_stream_reply_keeps_the_token_a_byte_level_fault_cuts(
+    serve: Serve, fault: dict[str, Any]
+) -> None:
+    server = serve({"reply": "a日b", "faults": [fault]})
+    response = sdk(server).chat.completions.create(model="gpt-x", messages=MESSAGES)  # type: ignore[arg-type]
+    assert response.choices[0].message.content == "a日b"
+    assert response.usage is not None
+    assert response.usage.completion_tokens == 3
 
 
 def test_selection_by_header_then_model_then_default(serve: Serve) -> None:
