@@ -279,6 +279,9 @@ def _control_message(value: str) -> str:
 
 def _body_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
     body = data.get("body")
+    if body is not None and data.get("status") == 204:
+        report(("body",), "a 204 No Content answer has no body (status: 200 sends one)")
+        return False
     if body is None or isinstance(body, str):
         return True
     problem = _json_problem(body)

@@ -182,9 +182,12 @@ class EventEncoder(ABC):
         return data[:cut]
 
 
-def cut_point(data: bytes, cut: str) -> int:
-    """Where to cut ``data``: in the middle, or just after the lead byte of its first multi-byte
-    UTF-8 character (lead bytes are 0xC2-0xF4; continuation bytes are 0x80-0xBF)."""
+def cut_point(data: bytes, cut: str | int) -> int:
+    """Where to cut ``data``: in the middle, just after the lead byte of its first multi-byte
+    UTF-8 character (lead bytes are 0xC2-0xF4; continuation bytes are 0x80-0xBF), or at a byte
+    offset (negative: from the end), kept inside so that both parts have a byte."""
+    if isinstance(cut, int):
+        return min(max(1, cut if cut > 0 else len(data) + cut), len(data) - 1) if len(data) > 1 else 1
     if cut == "utf8":
         for index, byte in enumerate(data):
             if byte >= 0xC0:

@@ -15,7 +15,9 @@ from typing import Literal, TypeAlias
 
 CloseMode = Literal["eof", "fin", "reset"]
 Part = Literal["head", "tail"]
-Cut = Literal["half", "utf8"]
+#: Where an event's bytes are cut: the middle, after the lead byte of its first multi-byte
+#: character, or at a byte offset (negative: from the end).
+Cut = Literal["half", "utf8"] | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,9 @@ class StreamError:
     message: str
     type: str | None = None  # None: the format's usual type for an in-stream error
     code: str | int | None = None
+    #: The SSE event name, for formats whose errors have none of their own (``event: error``,
+    #: as some OpenAI-compatible gateways send); None: the format's own.
+    event: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +107,8 @@ class Fragment:
     """One part of ``event``'s bytes, written on its own.
 
     ``cut="half"`` cuts the encoded event in the middle; ``cut="utf8"`` cuts just after the
-    lead byte of its first multi-byte UTF-8 character, so no per-read decoder can decode either half.
+    lead byte of its first multi-byte UTF-8 character, so no per-read decoder can decode either half;
+    an ``int`` cuts at that byte (from the end if negative: ``-1`` splits a final CRLF).
     """
 
     event: Event

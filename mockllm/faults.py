@@ -244,18 +244,25 @@ class ErrorEvent(Fault):
     message: str
     type: str | None = None
     code: str | int | None = None
+    event: str | None = None
 
     @classmethod
     def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> ErrorEvent:
         error = spec["error_event"]
-        return cls(at=at, message=error["message"], type=error.get("type"), code=error.get("code"))
+        return cls(
+            at=at,
+            message=error["message"],
+            type=error.get("type"),
+            code=error.get("code"),
+            event=error.get("event"),
+        )
 
     @property
     def ends_stream(self) -> bool:
         return True
 
     def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
-        yield Step(cursor.time, StreamError(self.message, self.type, self.code))
+        yield Step(cursor.time, StreamError(self.message, self.type, self.code, self.event))
         yield Step(cursor.time, Close("eof", "fault:error_event"))
         cursor.ended = True
 
@@ -263,7 +270,10 @@ class ErrorEvent(Fault):
 @register("split")
 @dataclass(frozen=True)
 class Split(Fault):
-    """Write the token in two TCP writes that cut a multi-byte UTF-8 character in half."""
+    """Write the token's event in two TCP writes: cutting a multi-byte UTF-8 character in half
+    (``split: utf8``), or at a byte of the event (``split: {byte: N}``, negative from its end)."""
+
+    byte: int | None = None
 
     @property
     def cuts(self) -> bool:
@@ -271,18 +281,25 @@ class Split(Fault):
 
     @classmethod
     def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> Split:
-        return cls(at=at)
+        value = spec["split"]
+        return cls(at=at, byte=value["byte"] if isinstance(value, Mapping) else None)
 
     def check(self, tokens: tuple[str, ...]) -> list[tuple[str, str]]:
         if self.at is None:
             return [("at", "split needs a token to cut: 'end' has none")]
+        if self.byte is not None:
+            return (
+                [("split.byte", "must not be 0: 1 cuts after the first byte, -1 before the last")]
+                if self.byte == 0
+                else []
+            )
         text = tokens[self.at]
         if text.isascii():  # JSON text of tool-call arguments included: it is sent unescaped
             return [("split", f"token {self.at} ({text!r}) has no multi-byte character to cut")]
         return []
 
     def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
-        cursor.cut = "utf8"
+        cursor.cut = "utf8" if self.byte is None else self.byte
         return iter(())
 
 

@@ -19,7 +19,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from . import resume
 from .calls import FAULT_STATUS, Call
-from .events import Close, Hang, Preamble, Step, StreamError, Token, ToolCallEnd
+from .events import Close, Fragment, Hang, Preamble, Step, StreamError, Token, ToolCallEnd
 from .formats import ApiRequest, RequestError, StreamContext, StreamEncoder, WholeReply, WireFormat
 from .formats.fields import read_body
 from .guards import api_key, error_response
@@ -69,7 +69,7 @@ async def begin(
         await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
     if scenario.status is not None:
         call.outcome = FAULT_STATUS
-        return status_response(fmt, scenario)
+        return status_response(fmt, scenario, stream=call.stream)
     return scenario
 
 
@@ -117,10 +117,18 @@ async def read_json(request: web.Request) -> Any:
     return read_body(raw)
 
 
-def status_response(fmt: WireFormat, scenario: Scenario) -> web.Response:
+def status_response(fmt: WireFormat, scenario: Scenario, *, stream: bool = False) -> web.Response:
+    """The scripted answer: the error (``body``, else the format's own), or a success without a
+    stream (204; 200 with ``body``, or empty with the type of what was asked for)."""
     status = scenario.status
     assert status is not None
     headers = dict(scenario.headers)
+    if status < 300 and scenario.body is None:  # a success without a stream: 204, or 200 with no body
+        response = web.Response(status=status, headers=headers)
+        if status != 204:
+            # what the client asked for, with nothing in it
+            response.content_type = fmt.content_type if stream else "application/json"
+        return response
     if scenario.body is None:
         message, kind, code = fmt.default_error(status)
         return web.json_response(
@@ -241,6 +249,8 @@ async def whole(reply: Reply) -> web.StreamResponse:
     for step in build_timeline(scenario, time_scale=state.time_scale, streaming=False):
         deadline = step.deadline
         event = step.event
+        if isinstance(event, Fragment) and event.part == "tail":
+            event = event.event  # a split or mid-event stall: the whole event, once
         if isinstance(event, Token):
             tokens += 1
             if event.tool is None:

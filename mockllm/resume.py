@@ -99,12 +99,15 @@ def _named(
     counter = copy.deepcopy(encoder)
     seen = _NONE
     for step in build_timeline(scenario, streaming=False):
+        before = seen
         counter.encode(step.event)
         key = _key(step.event, spans)
         if key is not None:
             seen = key
         if counter.last_id >= last_id:
-            return seen
+            # An id inside a step's events (OpenAI's role chunk before the first token's, cut in
+            # the middle by a mid-event disconnect) names none of the reply: that step comes again.
+            return seen if counter.last_id == last_id else before
     return None
 
 

@@ -68,6 +68,8 @@ class Wire:
     #: None: the wire format's own (text/event-stream, application/x-ndjson); "": no Content-Type.
     content_type: str | None = None
     flush: Literal["due", "event"] = "due"
+    #: ``full``: each format's chunks as the real API sends them; ``compact``: OpenAI chat's shorter shape.
+    chunks: Literal["full", "compact"] = "full"
 
 
 @dataclass(frozen=True)

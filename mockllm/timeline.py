@@ -164,8 +164,8 @@ def _send(cursor: Cursor) -> Iterator[Step]:
         return
     if cursor.cut == "half":  # a stall with ``mid_event`` already wrote the head
         yield Step(time, Fragment(event, "tail", "half"))
-    elif cursor.cut == "utf8":
-        yield Step(time, Fragment(event, "head", "utf8"))
-        yield Step(time + SPLIT_GAP, Fragment(event, "tail", "utf8"))
+    elif cursor.cut is not None:  # a split: at a UTF-8 character or at a byte
+        yield Step(time, Fragment(event, "head", cursor.cut))
+        yield Step(time + SPLIT_GAP, Fragment(event, "tail", cursor.cut))
     else:
         yield Step(time, event)

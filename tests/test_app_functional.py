@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import httpx
 import httpx_sse
@@ -41,11 +42,14 @@ def test_openai_sync_stream_one_chunk_per_rune(serve: Serve) -> None:
     stream = sdk(server).chat.completions.create(model="gpt-x", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
     chunks = list(stream)
     contents = [c.choices[0].delta.content for c in chunks]
-    assert contents[:-1] == list(CJK_EMOJI)
+    assert contents[1:-1] == list(CJK_EMOJI)
     assert "".join(c or "" for c in contents) == CJK_EMOJI
-    # role on the first chunk only; finish_reason only on the last; one id/created/model throughout
-    assert [c.choices[0].delta.role for c in chunks] == ["assistant"] + [None] * len(CJK_EMOJI)
-    assert [c.choices[0].finish_reason for c in chunks] == [None] * len(CJK_EMOJI) + ["stop"]
+    # As the real API: the role in a first chunk of its own (content ""); finish_reason only on
+    # the last; one id/created/model throughout
+    assert contents[0] == ""
+    assert [c.choices[0].delta.role for c in chunks] == ["assistant"] + [None] * (len(CJK_EMOJI) + 1)
+    assert [c.choices[0].finish_reason for c in chunks] == [None] * (len(CJK_EMOJI) + 1) + ["stop"]
+    assert {(c.service_tier, c.system_fingerprint) for c in chunks} == {("default", "fp_mockllm")}
     assert len({(c.id, c.created, c.model) for c in chunks}) == 1
     assert chunks[0].model == "gpt-x"
     assert all(c.object == "chat.completion.chunk" for c in chunks)
@@ -89,11 +93,12 @@ def test_httpx_sse_sees_done_last_and_event_stream_headers(serve: Serve) -> None
         assert source.response.headers["cache-control"] == "no-cache"
         assert source.response.headers["transfer-encoding"] == "chunked"
         events = list(source.iter_sse())
-    assert [e.event for e in events] == ["message"] * 5
+    assert [e.event for e in events] == ["message"] * 6
     assert events[-1].data == "[DONE]"
     payloads = [json.loads(e.data) for e in events[:-1]]
     assert [p["choices"][0]["delta"] for p in payloads] == [
-        {"role": "assistant", "content": "a"},
+        {"role": "assistant", "content": "", "refusal": None},
+        {"content": "a"},
         {"content": "b"},
         {"content": "c"},
         {},
@@ -104,7 +109,12 @@ def test_httpx_sse_sees_done_last_and_event_stream_headers(serve: Serve) -> None
 def test_done_false_ends_without_sentinel(serve: Serve) -> None:
     server = serve({"reply": "ab", "done": False, "finish_reason": "length"})
     events = post_sse(server, {"model": "m", "messages": MESSAGES, "stream": True})
-    assert [json.loads(e.data)["choices"][0]["finish_reason"] for e in events] == [None, None, "length"]
+    assert [json.loads(e.data)["choices"][0]["finish_reason"] for e in events] == [
+        None,
+        None,
+        None,
+        "length",
+    ]  # role, a, b
 
 
 def test_non_stream_completion(serve: Serve) -> None:
@@ -116,6 +126,25 @@ def test_non_stream_completion(serve: Serve) -> None:
     assert response.choices[0].finish_reason == "stop"
     assert response.usage is not None
     assert response.usage.completion_tokens == len(CJK_EMOJI)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"at": 1, "split": "utf8"},
+        {"at": 1, "split": {"byte": 3}},
+        {"at": 1, "stall": "10ms", "mid_event": True},
+    ],
+    ids=["split-utf8", "split-byte", "stall-mid-event"],
+)
+def test_a_non_stream_reply_keeps_the_token_a_byte_level_fault_cuts(
+    serve: Serve, fault: dict[str, Any]
+) -> None:
+    server = serve({"reply": "a日b", "faults": [fault]})
+    response = sdk(server).chat.completions.create(model="gpt-x", messages=MESSAGES)  # type: ignore[arg-type]
+    assert response.choices[0].message.content == "a日b"
+    assert response.usage is not None
+    assert response.usage.completion_tokens == 3
 
 
 def test_selection_by_header_then_model_then_default(serve: Serve) -> None:

@@ -141,7 +141,7 @@ def test_event_source_resumes_after_a_reset_without_duplicates(
     assert result["text"] == REPLY  # complete, and nothing twice
     assert result["errors"] >= 1  # the reset was seen, and the browser reconnected by itself
     calls = [c for c in mock.calls if c.path == "/v1/stream"]
-    assert [c.last_event_id for c in calls][:2] == [None, "12"]
+    assert [c.last_event_id for c in calls][:2] == [None, "13"]  # the role chunk and 12 tokens
     assert calls[0].outcome == "fault:reset"
 
 
@@ -152,7 +152,7 @@ def test_event_source_ids_count_a_bad_line_and_resume_loses_nothing(
     assert result["text"] == REPLY  # the token after the bad line's id is not skipped (issue 20)
     assert result["unparsed"] == 1
     calls = [c for c in mock.calls if c.path == "/v1/stream"]
-    assert [c.last_event_id for c in calls][:2] == [None, "13"]  # 12 tokens and the bad line
+    assert [c.last_event_id for c in calls][:2] == [None, "14"]  # the role chunk, 12 tokens and the bad line
     assert calls[1].tokens_sent == len(REPLY) - 12
 
 

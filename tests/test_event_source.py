@@ -44,15 +44,15 @@ def test_every_event_has_an_id_and_resume_continues_without_repeats(serve: Serve
     url = f"{server.url}/v1/stream?scenario=resumable"
     ids, head = read(url)
     assert head == "Hello, r"  # cut before token 8
-    assert ids == [str(n) for n in range(1, 9)]
+    assert ids == [str(n) for n in range(1, 10)]  # the role chunk, then 8 tokens
     more_ids, tail = read(url, **{"Last-Event-ID": ids[-1]})
     assert head + tail == RESUMABLE["reply"]
-    assert more_ids[0] == "9"
-    assert more_ids[-1] == str(len(RESUMABLE["reply"]) + 2)  # the finish chunk, then [DONE]
+    assert more_ids[0] == "10"
+    assert more_ids[-1] == str(len(RESUMABLE["reply"]) + 3)  # the finish chunk, then [DONE]
     ended = httpx.get(url, headers={"Last-Event-ID": more_ids[-1]})
     assert ended.status_code == 204  # an EventSource stops reconnecting
     calls = server.calls
-    assert [c.last_event_id for c in calls] == [None, "8", more_ids[-1]]
+    assert [c.last_event_id for c in calls] == [None, "9", more_ids[-1]]
     assert [c.status for c in calls] == [200, 200, 204]
 
 
@@ -129,15 +129,20 @@ def events(payload: bytes) -> list[str]:
     return [event for event in text.decode().split("\n\n") if event]
 
 
-def chunk(delta: dict[str, str], event_id: int | None = None) -> str:
-    """The event of one content chunk of scenario ``hello`` (as :func:`events` shows it)."""
+def chunk(delta: dict[str, str | None], event_id: int | None = None, finish: str | None = None) -> str:
+    """The event of one chunk of scenario ``hello`` (as :func:`events` shows it)."""
     head = f"id: {event_id}\n" if event_id else ""
     return (
         f'{head}data: {{"id":"X","object":"chat.completion.chunk","created":0,"model":"hello",'
-        '"system_fingerprint":null,"choices":[{"index":0,"delta":'
+        '"service_tier":"default","system_fingerprint":"fp_mockllm","choices":[{"index":0,"delta":'
         + json.dumps(delta, separators=(",", ":"))
-        + ',"logprobs":null,"finish_reason":null}]}'
+        + ',"logprobs":null,"finish_reason":'
+        + json.dumps(finish)
+        + "}]}"
     )
+
+
+ROLE = {"role": "assistant", "content": "", "refusal": None}
 
 
 def test_the_shipped_stall_forever_stalls_over_get_as_over_post(serve: Serve) -> None:
@@ -161,38 +166,43 @@ def test_ids_name_events_and_a_resume_continues_after_the_one_named(serve: Serve
     url = f"{server.url}/v1/stream?scenario=hello"
     first = events(rawhttp.get(url).payload)
     tail = [
-        chunk({"content": " wor"}, 4),
-        chunk({"content": "ld"}, 5),
-        'id: 6\ndata: {"id":"X","object":"chat.completion.chunk","created":0,"model":"hello",'
-        '"system_fingerprint":null,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}',
-        "id: 7\ndata: [DONE]",
+        chunk({"content": " wor"}, 5),
+        chunk({"content": "ld"}, 6),
+        chunk({}, 7, finish="stop"),
+        "id: 8\ndata: [DONE]",
     ]
     assert first == [
-        chunk({"role": "assistant", "content": "Hel"}, 1),
-        chunk({"content": "lo"}, 2),
-        "id: 3\ndata: hello",
+        chunk(ROLE, 1),  # the real API's first chunk: the role, no text
+        chunk({"content": "Hel"}, 2),
+        chunk({"content": "lo"}, 3),
+        "id: 4\ndata: hello",
         *tail,
     ]
-    assert events(rawhttp.get(url, headers={"Last-Event-ID": "3"}).payload) == tail  # after the bad line
-    # Named the token before the bad line: the line is behind the client, the ids go on from 2.
-    again = events(rawhttp.get(url, headers={"Last-Event-ID": "2"}).payload)
+    assert events(rawhttp.get(url, headers={"Last-Event-ID": "4"}).payload) == tail  # after the bad line
+    # Named the token before the bad line: the line is behind the client, the ids go on from 3.
+    again = events(rawhttp.get(url, headers={"Last-Event-ID": "3"}).payload)
     assert [event.partition("\n")[2] for event in again] == [event.partition("\n")[2] for event in tail]
-    assert [event.partition("\n")[0] for event in again] == ["id: 3", "id: 4", "id: 5", "id: 6"]
-    assert events(rawhttp.get(url, headers={"Last-Event-ID": "6"}).payload) == tail[-1:]
-    assert rawhttp.get(url, headers={"Last-Event-ID": "7"}).status == 204
-    assert [call.tokens_sent for call in server.calls] == [4, 2, 2, 0, 0]
+    assert [event.partition("\n")[0] for event in again] == ["id: 4", "id: 5", "id: 6", "id: 7"]
+    assert events(rawhttp.get(url, headers={"Last-Event-ID": "7"}).payload) == tail[-1:]
+    assert rawhttp.get(url, headers={"Last-Event-ID": "8"}).status == 204
+    # Only the role chunk arrived: the first token comes again, after a role chunk of its own.
+    assert events(rawhttp.get(url, headers={"Last-Event-ID": "1"}).payload)[:2] == [
+        chunk(ROLE, 2),
+        chunk({"content": "Hel"}, 3),
+    ]
+    assert [call.tokens_sent for call in server.calls] == [4, 2, 2, 0, 0, 4]
 
 
 def test_a_resumed_stream_logs_every_token_it_sends(serve: Serve) -> None:
     server = serve({"name": "abc", "reply": "abcdef", "wire": {"retry": 50}})
-    answer = rawhttp.get(f"{server.url}/v1/stream?scenario=abc", headers={"Last-Event-ID": "2"})
+    answer = rawhttp.get(f"{server.url}/v1/stream?scenario=abc", headers={"Last-Event-ID": "3"})
     sent = [
         json.loads(line[6:])["choices"][0]["delta"]
         for line in answer.payload.decode().splitlines()
         if line.startswith("data: {")
     ]
     assert [delta.get("content") for delta in sent] == ["c", "d", "e", "f", None]
-    assert answer.payload.startswith(b"retry: 50\nid: 3\n")  # the preamble opens every response
+    assert answer.payload.startswith(b"retry: 50\nid: 4\n")  # the preamble opens every response
     assert server.calls.last.tokens_sent == 4
 
 
@@ -250,8 +260,9 @@ def test_resume_0_serves_the_scenario_as_written_from_the_start_every_time(serve
     again = rawhttp.get(url, headers={"Last-Event-ID": "3"})  # ignored: this server cannot resume
     assert first.status == again.status == 200
     assert events(first.payload) == events(again.payload)
-    assert events(first.payload)[:3] == [
-        chunk({"role": "assistant", "content": "Hel"}),
+    assert events(first.payload)[:4] == [
+        chunk(ROLE),
+        chunk({"content": "Hel"}),
         chunk({"content": "lo"}),
         "data: hello",
     ]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
+import httpx_sse
 import openai
 import pytest
 
-from mockllm import MockLLMServer
+from mockllm import MockLLMServer, ScenarioError, scenario_from_dict
 
 from . import rawhttp
 from .conftest import Serve
@@ -17,8 +19,16 @@ from .conftest import Serve
 pytestmark = pytest.mark.functional
 
 
+#: The real API's first chunk, sent with the first token: the role, no text.
+ROLE = b'"delta":{"role":"assistant","content":"","refusal":null}'
+
+
 def events_of(payload: bytes, eol: bytes = b"\n") -> list[bytes]:
-    return [e for e in payload.split(eol + eol) if e]
+    """The events of a stream, without the role chunk that opens it (checked to be there first)."""
+    events = [e for e in payload.split(eol + eol) if e]
+    if events and ROLE in events[0]:
+        return events[1:]
+    return events
 
 
 def content_of(event: bytes) -> str:
@@ -103,6 +113,44 @@ def test_split_cuts_a_character_across_two_writes_and_two_reads(serve: Serve) ->
     assert times[1] - times[0] >= 0.015
 
 
+@pytest.mark.parametrize(
+    ("byte", "head_ends", "tail"),
+    [
+        (-1, b"}\r\n\r", b"\n"),  # between the CR and the LF of the closing blank line
+        (3, b"dat", b"a: {"),  # inside the field name
+    ],
+)
+def test_split_at_a_byte_of_the_event(serve: Serve, byte: int, head_ends: bytes, tail: bytes) -> None:
+    scenario = {
+        "reply": "abc",
+        "timing": {"per_token": "50ms"},
+        "wire": {"line_ending": "crlf"},
+        "faults": [{"at": 1, "split": {"byte": byte}}],
+    }
+    server = serve(scenario)
+    chunks, _ = rawhttp.post(url(server), rawhttp.stream_body()).chunks()
+    (cut,) = [index for index, chunk in enumerate(chunks) if chunk.endswith(head_ends)]
+    assert chunks[cut + 1].startswith(tail)
+    assert b'"content":"b"' in chunks[cut] + chunks[cut + 1]
+    # Both real clients read every event whole across the cut.
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    chunks_seen = list(client.chat.completions.create(model="m", messages=messages, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks_seen if c.choices) == "abc"
+    with (
+        httpx.Client() as http,
+        httpx_sse.connect_sse(http, "POST", url(server), json=rawhttp.stream_body()) as source,
+    ):
+        assert len(list(source.iter_sse())) == 1 + 3 + 2  # the role chunk, a b c, finish, [DONE]
+
+
+def test_split_byte_0_and_other_values_are_refused() -> None:
+    with pytest.raises(ScenarioError, match=r"split.byte: must not be 0"):
+        scenario_from_dict({"reply": "ab", "faults": [{"at": 1, "split": {"byte": 0}}]})
+    with pytest.raises(ScenarioError, match=r"faults\[0\].split: must be utf8 or \{byte: N\}, not 'half'"):
+        scenario_from_dict({"reply": "ab", "faults": [{"at": 1, "split": "half"}]})
+
+
 # -- stalls and keep-alives -------------------------------------------------------------------------
 
 
@@ -155,7 +203,7 @@ def test_stall_with_mid_event_leaves_an_unterminated_line(serve: Serve) -> None:
     assert response.ending == "timeout"
     chunks, _ = response.chunks()
     assert len(chunks) == 2
-    assert content_of(chunks[0].rstrip(b"\n")) == "a"
+    assert [content_of(e) for e in events_of(chunks[0])] == ["a"]  # after the role chunk
     assert chunks[1].startswith(b"data: {")
     assert b"\n" not in chunks[1]
 
@@ -224,6 +272,32 @@ def test_error_event_then_clean_end(serve: Serve) -> None:
 # -- HTTP-level faults and sequences ------------------------------------------------------------------
 
 
+def test_error_event_with_an_event_name_as_some_gateways_send(serve: Serve) -> None:
+    error = {"message": "upstream overloaded", "code": "overloaded", "event": "error"}
+    server = serve({"reply": "abc", "faults": [{"at": 1, "error_event": error}]})
+    events = events_of(rawhttp.post(url(server), rawhttp.stream_body()).payload)
+    assert events[1:] == [
+        b'event: error\ndata: {"error":{"message":"upstream overloaded","type":"server_error",'
+        b'"param":null,"code":"overloaded"}}'
+    ]
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    with pytest.raises(openai.APIError, match="upstream overloaded"):  # the SDK raises on the error key
+        list(
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+    with (
+        httpx.Client() as http,
+        httpx_sse.connect_sse(http, "POST", url(server), json=rawhttp.stream_body()) as source,
+    ):
+        assert [sse.event for sse in source.iter_sse()][-1] == "error"  # a generic parser sees the name
+    with pytest.raises(ScenarioError, match=r"error_event.event: must be one line of text"):
+        scenario_from_dict(
+            {"reply": "a", "faults": [{"at": 0, "error_event": {"message": "x", "event": "a\nb"}}]}
+        )
+
+
 def test_status_with_headers_and_default_openai_body(serve: Serve) -> None:
     server = serve({"status": 429, "headers": {"Retry-After": "7"}})
     response = httpx.post(url(server), json=rawhttp.stream_body())
@@ -248,6 +322,51 @@ def test_status_with_custom_bodies(serve: Serve) -> None:
     assert (text.status_code, text.text) == (502, "<html>bad gateway</html>")
     data = httpx.post(url(server), json=rawhttp.stream_body("json"))
     assert (data.status_code, data.json()) == (500, {"detail": "nope"})
+
+
+def test_a_2xx_status_answers_without_a_stream(serve: Serve) -> None:
+    server = serve({"name": "no-content", "status": 204}, {"name": "empty", "status": 200})
+    no_content = rawhttp.post(url(server), rawhttp.stream_body("no-content"))
+    assert no_content.head.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert (no_content.header("content-type"), no_content.body) == (None, b"")
+    empty = rawhttp.post(url(server), rawhttp.stream_body("empty"))
+    assert empty.head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert (empty.header("content-type"), empty.header("content-length"), empty.body) == (
+        "text/event-stream",
+        "0",
+        b"",
+    )
+    assert server.calls.last.outcome == "fault:status"
+    # What real clients make of it: the SDK's stream ends at once with no chunk and no error;
+    # httpx-sse refuses the 204 (no text/event-stream) and reads no event from the empty 200.
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    for name in ("no-content", "empty"):
+        assert list(client.chat.completions.create(model=name, messages=messages, stream=True)) == []
+    with pytest.raises(json.JSONDecodeError):  # without stream: an empty JSON body
+        client.chat.completions.create(model="empty", messages=messages)
+    with httpx.Client() as http:
+        with (
+            pytest.raises(httpx_sse.SSEError),
+            httpx_sse.connect_sse(
+                http, "POST", url(server), json=rawhttp.stream_body("no-content")
+            ) as source,
+        ):
+            list(source.iter_sse())
+        with httpx_sse.connect_sse(http, "POST", url(server), json=rawhttp.stream_body("empty")) as source:
+            assert list(source.iter_sse()) == []
+
+
+def test_a_2xx_status_is_200_299_and_a_204_has_no_body() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict({"reply": "x", "status": 302})
+    assert (
+        "status: must be an HTTP status: 400-599 (an error), or 200-299 (a success without a stream), not 302"
+        in str(caught.value)
+    )
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict({"reply": "x", "status": 204, "body": "hi"})
+    assert "body: a 204 No Content answer has no body (status: 200 sends one)" in str(caught.value)
 
 
 def test_first_byte_delays_the_headers(serve: Serve) -> None:
@@ -308,7 +427,7 @@ def test_preamble_bom_retry_comment_ids_and_no_space(serve: Serve) -> None:
     payload = rawhttp.post(url(server), rawhttp.stream_body()).payload
     assert payload.startswith(b"\xef\xbb\xbf: hi\nretry:3000\nid:1\ndata:{")
     assert b"\nid:2\ndata:{" in payload
-    assert payload.endswith(b"id:4\ndata:[DONE]\n\n")
+    assert payload.endswith(b"id:5\ndata:[DONE]\n\n")  # the role chunk, a, b, the finish, [DONE]
 
 
 def test_close_delimited_framing_has_no_length_and_ends_with_fin(serve: Serve) -> None:

@@ -29,13 +29,15 @@ def sse(*events: tuple[str | None, str]) -> bytes:
     )
 
 
-CHUNK = '{"id":"X1","object":"chat.completion.chunk","created":1700000000,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}'
+CHUNK = '{"id":"X1","object":"chat.completion.chunk","created":1700000000,"model":"m","service_tier":"default","system_fingerprint":"fp_mockllm","choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}'
+ROLE = '{"role":"assistant","content":"","refusal":null}'
 
 
 def test_openai_chat_tool_calls() -> None:
     fragment = '{"tool_calls":[{"index":0,"function":{"arguments":%s}}]}'
     assert stream("openai-chat", reply="H", tool_calls=TOOL) == sse(
-        (None, CHUNK % ('{"role":"assistant","content":"H"}', "null")),
+        (None, CHUNK % (ROLE, "null")),
+        (None, CHUNK % ('{"content":"H"}', "null")),
         (
             None,
             CHUNK
@@ -61,7 +63,7 @@ def test_openai_chat_tool_call_alone_opens_with_the_role() -> None:
         + (
             CHUNK
             % (
-                '{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_x","type":"function","function":{"name":"f","arguments":""}}]}',
+                '{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_x","type":"function","function":{"name":"f","arguments":""}}],"refusal":null}',
                 "null",
             )
         ).encode()
@@ -88,7 +90,7 @@ def test_anthropic_text_then_tool_use() -> None:
     assert stream("anthropic", reply="Hi", tool_calls=[{"name": "f", "arguments": "{}"}]) == sse(
         (
             "message_start",
-            '{"type":"message_start","message":{"id":"X1","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}}',
+            '{"type":"message_start","message":{"id":"X1","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1,"service_tier":"standard"}}}',
         ),
         (
             "content_block_start",
@@ -148,7 +150,7 @@ def test_openai_responses_text() -> None:
         'data: {"type":"response.completed","response":{"id":"X1","object":"response","created_at":1700000000,"status":"completed",'
     )
     assert events[-1][1].endswith(
-        '"usage":{"input_tokens":3,"input_tokens_details":{"cached_tokens":0},"output_tokens":1,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":4},"metadata":{}},"sequence_number":8}'
+        '"usage":{"input_tokens":3,"input_tokens_details":{"cache_write_tokens":0,"cached_tokens":0},"output_tokens":1,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":4},"metadata":{}},"sequence_number":8}'
     )
 
 
@@ -169,7 +171,7 @@ def test_openai_responses_function_call_and_incomplete() -> None:
         sse(
             (
                 "response.function_call_arguments.done",
-                '{"type":"response.function_call_arguments.done","item_id":"fc_mockllm_0","output_index":0,"name":"f","arguments":"{}","sequence_number":5}',
+                '{"type":"response.function_call_arguments.done","item_id":"fc_mockllm_0","output_index":0,"arguments":"{}","sequence_number":5}',
             ),
         )
         in data

@@ -124,7 +124,7 @@ sequence:
         "s.yaml:12:13: faults[3].keepalive: only goes with 'stall'",
         "s.yaml:13:17: wire.framing: 'chunky' is not one of chunked, close-delimited, content-length; did you mean 'chunked'?",
         "s.yaml:13:30: wire.bom: expected true or false, not 'yes'",
-        "s.yaml:15:14: sequence[0].status: must be at least 400, not 99",
+        "s.yaml:15:14: sequence[0].status: must be an HTTP status: 400-599 (an error), or 200-299 (a success without a stream), not 99",
     ]
 
 

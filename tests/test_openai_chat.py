@@ -9,20 +9,41 @@ from mockllm.formats.openai_chat import OpenAIChat, OpenAIChatEncoder
 from .conftest import make_scenario
 
 CONTEXT = StreamContext(id="chatcmpl-1", created=1700000000, model="gpt-x")
-HEAD = b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-x","system_fingerprint":null,'
+HEAD = (
+    b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-x",'
+    b'"service_tier":"default","system_fingerprint":"fp_mockllm",'
+)
+COMPACT_HEAD = b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-x","system_fingerprint":null,'
+ROLE = (
+    b"data: " + HEAD + b'"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+    b'"logprobs":null,"finish_reason":null}]}\n\n'
+)
 
 
-def encoder(include_usage: bool = False) -> OpenAIChatEncoder:
+def encoder(include_usage: bool = False, **wire: str) -> OpenAIChatEncoder:
     request = ApiRequest("gpt-x", True, 9, {}, {"include_usage": include_usage})
-    return OpenAIChatEncoder(make_scenario(reply="ab"), request, CONTEXT)
+    return OpenAIChatEncoder(make_scenario(reply="ab", wire=wire), request, CONTEXT)
 
 
-def test_first_token_carries_the_role() -> None:
-    assert encoder().encode(Token(0, "日", first=True)) == (
+def test_the_role_comes_in_a_chunk_of_its_own_before_the_first_text() -> None:
+    assert encoder().encode(Token(0, "日", first=True)) == ROLE + (
         b"data: "
         + HEAD
+        + '"choices":[{"index":0,"delta":{"content":"日"},"logprobs":null,"finish_reason":null}]}\n\n'.encode()
+    )
+
+
+def test_compact_chunks_put_the_role_on_the_first_text() -> None:
+    enc = encoder(chunks="compact")
+    assert enc.encode(Token(0, "日", first=True)) == (
+        b"data: "
+        + COMPACT_HEAD
         + '"choices":[{"index":0,"delta":{"role":"assistant","content":"日"},'
         '"logprobs":null,"finish_reason":null}]}\n\n'.encode()
+    )
+    assert enc.encode(Finish("length", 0, first=True)) == (
+        b"data: " + COMPACT_HEAD + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+        b'"logprobs":null,"finish_reason":"length"}]}\n\n'
     )
 
 
@@ -38,9 +59,8 @@ def test_finish_done_and_error() -> None:
     assert enc.encode(Finish("stop", 2)) == (
         b"data: " + HEAD + b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}\n\n'
     )
-    assert enc.encode(Finish("length", 0, first=True)) == (
-        b"data: " + HEAD + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-        b'"logprobs":null,"finish_reason":"length"}]}\n\n'
+    assert enc.encode(Finish("length", 0, first=True)) == ROLE + (
+        b"data: " + HEAD + b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"length"}]}\n\n'
     )
     assert enc.encode(Done()) == b"data: [DONE]\n\n"
     assert enc.encode(StreamError("boom", "server_error", None)) == (
@@ -50,13 +70,15 @@ def test_finish_done_and_error() -> None:
 
 def test_include_usage_adds_null_usage_and_a_usage_chunk() -> None:
     enc = encoder(include_usage=True)
-    assert enc.encode(Token(0, "a")).endswith(b'"finish_reason":null}],"usage":null}\n\n')
+    role, text, _ = enc.encode(Token(0, "a", first=True)).split(b"\n\n")
+    assert role.endswith(b'"refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}')
+    assert text.endswith(b'"finish_reason":null}],"usage":null}')
     finish, usage, _ = enc.encode(Finish("stop", 2)).split(b"\n\n")
     assert finish.endswith(b'"finish_reason":"stop"}],"usage":null}')
     assert usage == (
-        b"data: "
-        + HEAD
-        + b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}'
+        b"data: " + HEAD + b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11,'
+        b'"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+        b'{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}'
     )
 
 

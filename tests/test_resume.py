@@ -93,6 +93,7 @@ def test_ids_continue_from_the_one_named_and_faults_after_it_still_fire() -> Non
     first = connect(scenario, None)
     assert first is not None
     assert [data[:5] for _, data in first[0]] == [
+        '{"id"',  # the role chunk
         '{"id"',
         "hello",
         *['{"id"'] * 3,
@@ -100,15 +101,15 @@ def test_ids_continue_from_the_one_named_and_faults_after_it_still_fire() -> Non
         *['{"id"'] * 3,
         "[DONE",
     ]
-    again = connect(scenario, 2)  # the first bad line's id
+    again = connect(scenario, 3)  # the first bad line's id
     assert again is not None
-    assert again[0] == first[0][2:]  # the same events with the same ids, the later bad line included
+    assert again[0] == first[0][3:]  # the same events with the same ids, the later bad line included
 
 
 def test_nothing_after_the_last_event_or_an_id_never_sent() -> None:
     scenario = make_scenario(reply="ab", wire={"event_ids": True})
-    assert connect(scenario, 3) == ([(4, "[DONE]")], True)
-    assert connect(scenario, 4) is None
+    assert connect(scenario, 4) == ([(5, "[DONE]")], True)  # after the role chunk, a, b, the finish
+    assert connect(scenario, 5) is None
     assert connect(scenario, 99) is None
 
 
@@ -117,7 +118,7 @@ def test_the_first_resumed_event_goes_at_once_and_the_rest_keep_their_spacing() 
         reply="abcd", timing={"first_token": "1s", "per_token": "100ms"}, wire={"event_ids": True}
     )
     encoder = FORMATS["openai-chat"].stream_encoder(scenario, ApiRequest("m", True, 0, {}), CONTEXT)
-    steps = resumed(scenario, encoder, 2)
+    steps = resumed(scenario, encoder, 3)  # the role chunk, a, b
     assert steps is not None
     assert [(round(step.deadline, 6), type(step.event).__name__) for step in steps] == [
         (0.0, "Preamble"),

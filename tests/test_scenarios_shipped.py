@@ -34,50 +34,51 @@ def prefix(name: str, tokens: int, error: type[BaseException] | None) -> Seen:
     return Seen("".join(SHIPPED[name].tokens[:tokens]), error)
 
 
-# name → (what the openai SDK sees, httpx-sse's events: count of data events or the exception)
+# name → (what the openai SDK sees, httpx-sse's events: count of data events, the role chunk
+# included, or the exception)
 EXPECTED: dict[str, tuple[Seen, int | type[BaseException]]] = {
-    "slow": (full("slow"), len(SHIPPED["slow"].tokens) + 2),
-    "crlf": (full("crlf"), 23),
-    "cr-only": (full("cr-only"), 23),
-    "stall": (full("stall"), 28),
+    "slow": (full("slow"), len(SHIPPED["slow"].tokens) + 3),
+    "crlf": (full("crlf"), 24),
+    "cr-only": (full("cr-only"), 24),
+    "stall": (full("stall"), 29),
     "stall-forever": (Seen("", openai.APITimeoutError), httpx.ReadTimeout),
-    "stall-mid-event": (full("stall-mid-event"), 29),
-    "keepalive-comment": (full("keepalive-comment"), 13),
-    "keepalive-blank": (full("keepalive-blank"), 13),
+    "stall-mid-event": (full("stall-mid-event"), 30),
+    "keepalive-comment": (full("keepalive-comment"), 14),
+    "keepalive-blank": (full("keepalive-blank"), 14),
     # the three empty data events are real events; the SDK json-decodes them and fails
-    "keepalive-empty-data": (prefix("keepalive-empty-data", 4, json.JSONDecodeError), 13 + 3),
-    "malformed-invalid-json": (prefix("malformed-invalid-json", 3, json.JSONDecodeError), 21),
-    "malformed-truncated-json": (prefix("malformed-truncated-json", 3, json.JSONDecodeError), 23),
-    "malformed-not-json": (prefix("malformed-not-json", 3, json.JSONDecodeError), 19),
-    "malformed-missing-prefix": (full("malformed-missing-prefix"), 22),
-    "malformed-bad-utf8": (prefix("malformed-bad-utf8", 3, UnicodeDecodeError), 20),
+    "keepalive-empty-data": (prefix("keepalive-empty-data", 4, json.JSONDecodeError), 14 + 3),
+    "malformed-invalid-json": (prefix("malformed-invalid-json", 3, json.JSONDecodeError), 22),
+    "malformed-truncated-json": (prefix("malformed-truncated-json", 3, json.JSONDecodeError), 24),
+    "malformed-not-json": (prefix("malformed-not-json", 3, json.JSONDecodeError), 20),
+    "malformed-missing-prefix": (full("malformed-missing-prefix"), 23),
+    "malformed-bad-utf8": (prefix("malformed-bad-utf8", 3, UnicodeDecodeError), 21),
     # httpx-sse, like the SDK, dispatches the data-less "event: ping" block as an empty event
-    "malformed-raw": (prefix("malformed-raw", 3, json.JSONDecodeError), 18 + 1),
-    "disconnect-truncate": (prefix("disconnect-truncate", 10, None), 10),
+    "malformed-raw": (prefix("malformed-raw", 3, json.JSONDecodeError), 19 + 1),
+    "disconnect-truncate": (prefix("disconnect-truncate", 10, None), 11),
     "disconnect-fin": (prefix("disconnect-fin", 10, openai.APIConnectionError), httpx.RemoteProtocolError),
     "disconnect-reset": (prefix("disconnect-reset", 10, openai.APIConnectionError), httpx.ReadError),
     "disconnect-mid-event": (
         prefix("disconnect-mid-event", 10, openai.APIConnectionError),
         httpx.RemoteProtocolError,
     ),
-    "error-event": (prefix("error-event", 6, openai.APIError), 7),
+    "error-event": (prefix("error-event", 6, openai.APIError), 8),
     "rate-limited": (Seen("", openai.RateLimitError), httpx_sse.SSEError),
     "flaky": (Seen("", openai.InternalServerError), httpx_sse.SSEError),
-    "flaky-stream": (prefix("flaky-stream", 5, openai.APIConnectionError), len("Second time lucky.") + 2),
-    "split-utf8": (full("split-utf8"), 13),
-    # text runes, the call's opening chunk, one chunk per argument rune, finish, [DONE]
+    "flaky-stream": (prefix("flaky-stream", 5, openai.APIConnectionError), len("Second time lucky.") + 3),
+    "split-utf8": (full("split-utf8"), 14),
+    # the role chunk, text runes, the call's opening chunk, one chunk per argument rune, finish, [DONE]
     "tool-call": (
         full("tool-call"),
-        len(SHIPPED["tool-call"].tokens) + 1 + len(SHIPPED["tool-call"].tool_calls[0].arguments) + 2,
+        len(SHIPPED["tool-call"].tokens) + 1 + len(SHIPPED["tool-call"].tool_calls[0].arguments) + 3,
     ),
-    # neither strips the BOM, so the first event's field is "\ufeffdata" and the first rune is lost
-    "wire-bom": (Seen(SHIPPED["wire-bom"].reply_text[1:]), 11),
-    "wire-no-space": (full("wire-no-space"), 27),
+    # neither strips the BOM, so the first event's field is "\ufeffdata": the role chunk is lost
+    "wire-bom": (full("wire-bom"), 12),
+    "wire-no-space": (full("wire-no-space"), 28),
     # both remember the last id and dispatch an empty event on each of the two blank lines
-    "wire-event-ids-keepalive": (prefix("wire-event-ids-keepalive", 5, json.JSONDecodeError), 22 + 2),
-    "wire-preamble": (full("wire-preamble"), 26),
-    "wire-close-delimited": (full("wire-close-delimited"), 15),
-    "wire-content-length": (full("wire-content-length"), 16),
+    "wire-event-ids-keepalive": (prefix("wire-event-ids-keepalive", 5, json.JSONDecodeError), 23 + 2),
+    "wire-preamble": (full("wire-preamble"), 27),
+    "wire-close-delimited": (full("wire-close-delimited"), 16),
+    "wire-content-length": (full("wire-content-length"), 17),
     "wire-no-content-type": (full("wire-no-content-type"), httpx_sse.SSEError),
     "wire-json-content-type": (full("wire-json-content-type"), httpx_sse.SSEError),
 }

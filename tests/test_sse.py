@@ -54,14 +54,15 @@ def test_encoder_generic_events() -> None:
 def test_event_ids_count_framed_events_once_per_fragmented_event() -> None:
     enc = encoder(event_ids=True)
     first = enc.encode(Token(0, "a", first=True))
-    assert first.startswith(b"id: 1\ndata: ")
+    assert first.startswith(b"id: 1\ndata: ")  # the role chunk
+    assert b"\n\nid: 2\ndata: " in first  # the first text
     token = Token(1, "日")
     head = enc.encode(Fragment(token, "head", "utf8"))
     tail = enc.encode(Fragment(token, "tail", "utf8"))
-    assert head.startswith(b"id: 2\n")
+    assert head.startswith(b"id: 3\n")
     assert head.endswith(b"\xe6")
     assert tail.startswith(b"\x97\xa5")
-    assert enc.encode(Token(2, "c")).startswith(b"id: 3\n")
+    assert enc.encode(Token(2, "c")).startswith(b"id: 4\n")
 
 
 def test_cut_points() -> None:

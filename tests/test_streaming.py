@@ -96,7 +96,9 @@ async def test_a_long_run_due_at_once_goes_out_in_batches() -> None:
     scenario = make_scenario(reply="".join(chr(0x4E00 + i) for i in range(1000)))
     sink, outcome, _ = await run(scenario)
     counts = [data.count(b"data: ") for _, data in sink.writes]
-    assert counts == [BATCH] * 3 + [1000 - 3 * BATCH + 2]  # the last carries finish and [DONE]
+    # The first token is two events (the role chunk, then its text); the last write carries the
+    # finish and [DONE].
+    assert counts == [BATCH + 1] + [BATCH] * 2 + [1000 - 3 * BATCH + 2]
     assert all(t == 0.0 for t, _ in sink.writes)
     encoder = OpenAIChatEncoder(scenario, REQUEST, CONTEXT)
     expected = b"".join(encoder.encode(step.event) for step in build_timeline(scenario))

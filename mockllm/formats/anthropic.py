@@ -84,7 +84,13 @@ class AnthropicEncoder(EventEncoder):
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 1},
+            "usage": {
+                "input_tokens": self.prompt_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": 1,
+                "service_tier": "standard",
+            },
         }
         return [self._event("message_start", {"message": message})]
 

@@ -1,14 +1,17 @@
 """OpenAI Chat Completions: ``POST /v1/chat/completions``.
 
 Stream shape (https://platform.openai.com/docs/api-reference/chat-streaming): one ``data:`` line of
-``chat.completion.chunk`` JSON per token, no ``event:`` field, the same ``id``/``created``/``model``
-on every chunk, ``delta.role`` on the first, a finish chunk with an empty delta and the
-``finish_reason``, a usage chunk with ``choices: []`` when ``stream_options.include_usage`` is set
-(then every other chunk carries ``"usage": null``), then ``data: [DONE]``.
+``chat.completion.chunk`` JSON per token, no ``event:`` field, the same ``id``/``created``/``model``/
+``service_tier``/``system_fingerprint`` on every chunk, a first chunk of its own with
+``{"role": "assistant", "content": "", "refusal": null}`` (sent with the first token, so a fault
+``at: 0`` still comes before any body byte), ``logprobs: null`` on every choice, a finish chunk
+with an empty delta and the ``finish_reason``, a usage chunk with ``choices: []`` when
+``stream_options.include_usage`` is set (then every other chunk carries ``"usage": null``), then
+``data: [DONE]``. ``wire.chunks: compact`` is the shorter shape older mockllm sent: the role on the
+first content chunk (every token exactly one event), ``system_fingerprint: null``, no
+``service_tier``.
 
 Deliberate divergences from the real API:
-- The role rides on the first content chunk instead of a chunk of its own with ``content: ""``,
-  so every token is exactly one event and a fault ``at: 0`` comes before any body byte.
 - Request fields mockllm does not interpret are accepted and ignored. The real API rejects unknown
   fields, but a mock that rejected a field newer than itself would fail users' tests for the wrong
   reason.
@@ -52,6 +55,10 @@ _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
+#: What the real API puts on every chunk beside the id, time and model (``wire.chunks: full``).
+_FULL_FIELDS = {"service_tier": "default", "system_fingerprint": "fp_mockllm"}
+
+
 class OpenAIChatEncoder(EventEncoder):
     """Chunks are built from JSON prefixes and suffixes encoded once per stream; per token only the
     token's text is escaped.
@@ -65,27 +72,31 @@ class OpenAIChatEncoder(EventEncoder):
         super().__init__(SSEFramer(scenario.wire))
         self.include_usage = bool(request.options.get("include_usage"))
         self.prompt_tokens = request.prompt_tokens
-        head = dumps(
-            {
-                "id": context.id,
-                "object": "chat.completion.chunk",
-                "created": context.created,
-                "model": context.model,
-                "system_fingerprint": None,
-            }
-        )[:-1]
+        self.full = scenario.wire.chunks == "full"
+        fields: dict[str, Any] = {
+            "id": context.id,
+            "object": "chat.completion.chunk",
+            "created": context.created,
+            "model": context.model,
+        }
+        fields.update(_FULL_FIELDS if self.full else {"system_fingerprint": None})
+        head = dumps(fields)[:-1]
         self._head = head
         self._usage_null = ',"usage":null' if self.include_usage else ""
         choice = head + ',"choices":[{"index":0,"delta":{'
         self._choice = choice.encode()
         self._content = (choice + '"content":').encode()
-        self._role_content = (choice + '"role":"assistant","content":').encode()
         self._content_end = ('},"logprobs":null,"finish_reason":null}]' + self._usage_null + "}").encode()
+        # The real API opens with a chunk of its own carrying the role; the compact shape puts
+        # the role on the first content chunk, so every token is exactly one event.
+        self._role = self._choice + b'"role":"assistant","content":"","refusal":null' + self._content_end
+        self._role_content = (choice + '"role":"assistant","content":').encode()
         frame = self.data_frame()
         if frame is not None:  # text tokens: one join (see EventEncoder.encode)
             before, after = frame
+            first = before + self._role + after + before + self._content if self.full else None
             self._text_frame = (
-                before + self._role_content,
+                first or before + self._role_content,
                 before + self._content,
                 self._content_end + after,
             )
@@ -96,6 +107,8 @@ class OpenAIChatEncoder(EventEncoder):
     def payloads(self, event: Payload) -> Payloads:
         match event:
             case Token(text=text, first=first, tool=None):
+                if first and self.full:
+                    return [(None, self._role), (None, self._content + json_string(text) + self._content_end)]
                 prefix = self._role_content if first else self._content
                 return [(None, prefix + json_string(text) + self._content_end)]
             case Token(text=text, tool=tool):
@@ -109,34 +122,54 @@ class OpenAIChatEncoder(EventEncoder):
                     "function": {"name": name, "arguments": ""},
                 }
                 opening: dict[str, Any] = {"role": "assistant", "content": None} if first else {}
-                return [(None, self._delta({**opening, "tool_calls": [call]}))]
+                opening["tool_calls"] = [call]
+                if first and self.full:
+                    opening["refusal"] = None
+                return [(None, self._delta(opening))]
             case ToolCallEnd():
                 return []
             case Finish(reason=reason, completion_tokens=tokens, first=first):
-                delta = '{"role":"assistant","content":""}' if first else "{}"
+                delta = '{"role":"assistant","content":""}' if first and not self.full else "{}"
                 finish = (
                     f'{self._head},"choices":[{{"index":0,"delta":{delta},"logprobs":null,'
                     f'"finish_reason":{dumps(reason)}}}]{self._usage_null}}}'
                 )
-                out: Payloads = [(None, finish.encode())]
+                out: Payloads = [(None, self._role)] if first and self.full else []
+                out.append((None, finish.encode()))
                 if self.include_usage:
-                    usage = dumps(usage_of(self.prompt_tokens, tokens))
+                    usage = dumps(usage_of(self.prompt_tokens, tokens, details=self.full))
                     out.append((None, f'{self._head},"choices":[],"usage":{usage}}}'.encode()))
                 return out
             case Done():
                 return [(None, b"[DONE]")]
-            case StreamError(message=message, type=type_, code=code):
-                error = {"message": message, "type": type_ or "server_error", "param": None, "code": code}
-                return [(None, dumps({"error": error}).encode())]
+            case StreamError():
+                return stream_error(event)
         raise TypeError(f"unexpected event {event!r}")  # pragma: no cover
 
 
-def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
+def stream_error(error: StreamError) -> Payloads:
+    """OpenAI's in-stream error: ``data: {"error": {...}}``, with no event name unless the fault
+    gives one (``event: error``, as some gateways send; the SDKs raise on the ``error`` key alike)."""
+    body = {"message": error.message, "type": error.type or "server_error", "param": None, "code": error.code}
+    return [(error.event, dumps({"error": body}).encode())]
+
+
+def usage_of(prompt_tokens: int, completion_tokens: int, *, details: bool = False) -> dict[str, Any]:
+    """The usage object; ``details``: with the token breakdowns the real API's stream sends."""
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+    if details:
+        usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+        usage["completion_tokens_details"] = {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        }
+    return usage
 
 
 class OpenAIChat:

@@ -16,7 +16,7 @@ from ..scenario import Scenario
 from ..sse import SSEFramer
 from . import ApiRequest, RequestError, StreamContext, WholeReply, register
 from .fields import json_object, optional, required, stream_flag
-from .openai_chat import OpenAIChat, usage_of
+from .openai_chat import OpenAIChat, stream_error, usage_of
 
 
 class CompletionsEncoder(EventEncoder):
@@ -54,9 +54,8 @@ class CompletionsEncoder(EventEncoder):
                 return out
             case Done():
                 return [(None, b"[DONE]")]
-            case StreamError(message=message, type=type_, code=code):
-                error = {"message": message, "type": type_ or "server_error", "param": None, "code": code}
-                return [(None, dumps({"error": error}).encode())]
+            case StreamError():
+                return stream_error(event)
         raise TypeError(f"unexpected event {event!r}")  # pragma: no cover
 
 

@@ -27,7 +27,7 @@ from .openai_chat import OpenAIChat
 def _usage(prompt_tokens: int, output_tokens: int) -> dict[str, Any]:
     return {
         "input_tokens": prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt_tokens + output_tokens,
@@ -167,7 +167,7 @@ class ResponsesEncoder(EventEncoder):
                 return [
                     self._event(
                         "response.function_call_arguments.done",
-                        {**where, "name": name, "arguments": arguments},
+                        {**where, "arguments": arguments},
                     ),
                     self._event(
                         "response.output_item.done", {"output_index": where["output_index"], "item": item}
