@@ -206,7 +206,7 @@ def test_exec_verdict_fails_a_client_that_ignores_retry_after(tmp_path: Path) ->
 def test_exec_verdict_fails_a_client_that_accepts_a_truncated_stream(tmp_path: Path) -> None:
     done = exec_verdict(tmp_path, CREDULOUS, "truncation,retry")
     assert done.returncode == 1, done.stderr
-    assert done.stdout.strip() == "4"  # the client saw four tokens and took them as the answer
+    assert done.stdout.strip() == "5"  # the role chunk and four tokens, taken as the answer
     assert (
         "mockllm verdict: truncation (cut): call 1 (POST /v1/chat/completions, scenario 'cut') was truncated"
         in done.stderr
