@@ -263,6 +263,7 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
         "name",
         "description",
         "default",
+        "match",  # selects the scenario: one rule for all its steps
         "sequence",
     }
 
