@@ -38,7 +38,7 @@ async def begin(
     ``first_byte`` delay has passed; or, for a step with a ``status``, the response to send."""
     state = request.app[STATE]
     call.scenario = chosen.name
-    scenario = state.scenarios.next_step(chosen)
+    scenario = state.scenarios.next_step(chosen, call.test)
     if scenario.first_byte:
         clock = state.clock
         await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)
