@@ -425,3 +425,15 @@ def test_x_mockllm_test_scopes_counters_and_the_call_log(serve: Serve) -> None:
     assert [
         c["path"] for c in httpx.get(f"{server.url}/_mockllm/calls", params={"test": "c"}).json()["calls"]
     ] == ["/v1/stream"]
+
+
+def test_test_scopes_are_bounded(monkeypatch: pytest.MonkeyPatch, serve: Serve) -> None:
+    monkeypatch.setattr("mockllm.state.MAX_SCOPES", 3)
+    server = serve({"name": "steps", "reply": "x", "sequence": [{"reply": "one"}, {"reply": "two"}]})
+    url = f"{server.openai_base_url}/chat/completions"
+    body = {"model": "steps", "messages": [user("hi")]}
+    for test in ("t1", "t1", "t2", "t3", "t4"):  # t4 pushes t1, the oldest, out
+        httpx.post(url, json=body, headers={"X-Mockllm-Test": test})
+    assert sorted(server.state.scoped) == ["t2", "t3", "t4"]
+    reply = httpx.post(url, json=body, headers={"X-Mockllm-Test": "t1"}).json()["choices"][0]["message"]
+    assert reply["content"] == "one"  # t1's counter went with it
