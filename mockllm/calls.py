@@ -74,6 +74,8 @@ class Call(Outcome):
     why: str | None = None
     #: The request as every format reads it (a :class:`~mockllm.conversation.Conversation`).
     conversation: Any = None
+    #: The ``X-Mockllm-Test`` id the request carried (its call log and sequence counters).
+    test: str | None = None
     #: The wire format served, e.g. ``openai-chat``.
     format: str | None = None
     stream: bool = False
@@ -146,6 +148,7 @@ class Call(Outcome):
             "scenario": self.scenario,
             "reason": self.reason,
             "why": self.why,
+            "test": self.test,
             "conversation": self.conversation.to_dict() if self.conversation is not None else None,
             "format": self.format,
             "stream": self.stream,

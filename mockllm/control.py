@@ -88,15 +88,18 @@ def _scenario_set(body: bytes) -> ScenarioSet:
 
 
 async def reset(request: web.Request) -> web.Response:
+    """``?test=ID``: that test's counters and calls only; without it, everything."""
     state = request.app[STATE]
-    state.scenarios.reset_counters()
-    state.clear_calls()
-    return web.json_response({"reset": True})
+    test = request.query.get("test") or None
+    state.scenarios.reset_counters(test)
+    state.clear_calls(test)
+    return web.json_response({"reset": True, **({"test": test} if test else {})})
 
 
 async def get_calls(request: web.Request) -> web.Response:
+    """``?test=ID``: the calls that carried ``X-Mockllm-Test: ID``; without it, the others."""
     state = request.app[STATE]
-    log = state.calls
+    log = state.calls_for(request.query.get("test") or None)
     calls = log.to_list(state.epoch, state.clock.now(), state.options.secret_headers)
     return web.json_response({"calls": calls, "dropped": log.dropped, "limit": log.limit}, dumps=dumps)
 

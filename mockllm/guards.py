@@ -21,7 +21,7 @@ from aiohttp import hdrs, web
 from .calls import REJECTED, Call
 from .formats import WireFormat, format_for
 from .selection import HEADER
-from .state import CALL, STATE, Handler
+from .state import CALL, STATE, TEST_HEADER, Handler
 
 log = logging.getLogger("mockllm")
 access_log = logging.getLogger("mockllm.access")
@@ -41,8 +41,9 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         path=request.path,
         headers=dict(request.headers),
         started=state.clock.now(),
+        test=test_of(request),
     )
-    state.calls.append(call)
+    state.calls_for(call.test, create=True).append(call)
     state.metrics.started()
     request[CALL] = call
     resource = request.match_info.route.resource
@@ -65,6 +66,12 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     _log_call(call)
     state.clock.run_due()
     return response
+
+
+def test_of(request: web.Request) -> str | None:
+    """The test a request belongs to: its ``X-Mockllm-Test`` header, or a ``test=`` query
+    parameter (an ``EventSource`` cannot send headers); ``None`` if neither (or empty)."""
+    return request.headers.get(TEST_HEADER) or request.query.get("test") or None
 
 
 def _log_call(call: Call) -> None:

@@ -61,7 +61,7 @@ async def begin(
                 headers=dict(quota.headers),
             )
         quota_headers = quota.headers
-    scenario = state.scenarios.next_step(chosen)
+    scenario = state.scenarios.next_step(chosen, call.test)
     if quota_headers:
         scenario = replace(scenario, headers=scenario.headers + quota_headers)
     if scenario.first_byte:

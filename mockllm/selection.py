@@ -49,7 +49,7 @@ class ScenarioSet:
         self._matching = tuple(s for s in scenarios if s.match is not None)
         self._index = _Index(self._matching)
         self._fallback = next((s for s in self.scenarios if s.match is None), None)
-        self._answered: Counter[str] = Counter()
+        self._answered: Counter[tuple[str | None, str]] = Counter()
 
     @property
     def default(self) -> Scenario:
@@ -100,14 +100,21 @@ class ScenarioSet:
             verdicts.append(f"{scenario.name}: {miss or ', '.join(scenario.match.keys) + ' held'}")
         return verdicts, self.pick(header, seen, strict=strict)
 
-    def next_step(self, scenario: Scenario) -> Scenario:
-        """Count a request answered by ``scenario`` and return the step of its sequence to play."""
-        n = self._answered[scenario.name]
-        self._answered[scenario.name] = n + 1
+    def next_step(self, scenario: Scenario, test: str | None = None) -> Scenario:
+        """Count a request answered by ``scenario`` (in ``test``'s counters, if it names one)
+        and return the step of its sequence to play."""
+        key = (test, scenario.name)
+        n = self._answered[key]
+        self._answered[key] = n + 1
         return scenario.step(n)
 
-    def reset_counters(self) -> None:
-        self._answered.clear()
+    def reset_counters(self, test: str | None = None) -> None:
+        """Every sequence from its start: ``test``'s only, or (``None``) all of them."""
+        if test is None:
+            self._answered.clear()
+        else:
+            for key in [key for key in self._answered if key[0] == test]:
+                del self._answered[key]
 
 
 class _Index:

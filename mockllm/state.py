@@ -21,6 +21,12 @@ from .metrics import Metrics
 from .quotas import Quotas
 from .selection import ScenarioSet
 
+#: The request header that scopes sequence counters and the call log to one test of many sharing
+#: a server (``test=`` in the query of ``GET /v1/stream``, ``/_mockllm/calls`` and ``/reset``).
+TEST_HEADER = "X-Mockllm-Test"
+#: Test scopes a server keeps; past it the oldest scope's calls and counters are dropped.
+MAX_SCOPES = 1024
+
 #: Large enough for long conversations; beyond it a request gets a 413 in the API's shape.
 MAX_BODY = 16 * 1024 * 1024
 
@@ -70,18 +76,40 @@ class ServerState:
     quotas: Quotas = field(default_factory=Quotas)
     #: Whether selection has no default (``Options.strict``; the pytest fixture sets it per test).
     strict: bool = False
+    #: The call logs of requests that carried :data:`TEST_HEADER`, by test id, oldest first.
+    scoped: dict[str, CallLog] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.strict = self.strict or self.options.strict
         if self.calls.limit != self.options.max_calls:
             self.calls = CallLog(limit=self.options.max_calls)
 
-    def clear_calls(self) -> int:
+    def clear_calls(self, test: str | None = None) -> int:
         """Start a new, empty call log (a test's old calls may still be filled in by their
-        streams: they stay in the old one); how many calls the old one held."""
+        streams: they stay in the old one); how many calls the old one held. ``test``: only
+        that test's log; ``None``: the unscoped log and every test's."""
+        if test is not None:
+            old = self.scoped.pop(test, None)
+            return len(old) if old is not None else 0
         cleared = len(self.calls)
         self.calls = CallLog(limit=self.options.max_calls)
+        self.scoped.clear()
         return cleared
+
+    def calls_for(self, test: str | None, *, create: bool = False) -> CallLog:
+        """The call log of ``test`` (``None``: the unscoped one)."""
+        if test is None:
+            return self.calls
+        log = self.scoped.get(test)
+        if log is None:
+            log = CallLog(limit=self.options.max_calls)
+            if create:
+                if len(self.scoped) >= MAX_SCOPES:
+                    oldest = next(iter(self.scoped))
+                    del self.scoped[oldest]
+                    self.scenarios.reset_counters(oldest)
+                self.scoped[test] = log
+        return log
 
 
 STATE = web.AppKey("mockllm_state", ServerState)

@@ -264,6 +264,7 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
         "name",
         "description",
         "default",
+        "match",  # selects the scenario: one rule for all its steps
         "sequence",
         "match",  # what chooses the scenario, before any of its steps
         "limits",  # quotas belong to the scenario, not to one of its requests

@@ -390,3 +390,50 @@ def test_the_index_keeps_load_order_and_misses_nothing() -> None:
     assert (
         without_regex.pick(None, chat(user("Paris"))).scenario.name == "folded"
     )  # load order, not bucket order
+
+
+def test_x_mockllm_test_scopes_counters_and_the_call_log(serve: Serve) -> None:
+    server = serve({"name": "steps", "reply": "x", "sequence": [{"reply": "one"}, {"reply": "two"}]})
+    url = f"{server.openai_base_url}/chat/completions"
+    body = {"model": "steps", "messages": [user("hi")]}
+
+    def ask(test: str | None) -> str:
+        headers = {"X-Mockllm-Test": test} if test else {}
+        reply: str = httpx.post(url, json=body, headers=headers).json()["choices"][0]["message"]["content"]
+        return reply
+
+    # two "tests" interleaved on one server, and a request of neither
+    assert [ask("a"), ask("b"), ask("a"), ask(None), ask("b")] == ["one", "one", "two", "one", "two"]
+    calls = {t: httpx.get(f"{server.url}/_mockllm/calls", params={"test": t}).json()["calls"] for t in "ab"}
+    assert [c["test"] for c in calls["a"]] == ["a", "a"]
+    assert len(calls["b"]) == 2
+    assert [c["test"] for c in httpx.get(f"{server.url}/_mockllm/calls").json()["calls"]] == [None]
+    assert httpx.post(f"{server.url}/_mockllm/reset", params={"test": "a"}).json() == {
+        "reset": True,
+        "test": "a",
+    }
+    assert httpx.get(f"{server.url}/_mockllm/calls", params={"test": "a"}).json()["calls"] == []
+    assert len(httpx.get(f"{server.url}/_mockllm/calls", params={"test": "b"}).json()["calls"]) == 2
+    assert [ask("a"), ask("b")] == ["one", "two"]  # a starts again; b goes on (its last step repeats)
+    # an EventSource cannot send headers: test= in the query of GET /v1/stream
+    with httpx.stream(
+        "GET", f"{server.url}/v1/stream", params={"scenario": "steps", "test": "c"}
+    ) as response:
+        data = response.read()
+    assert b'"content":"o"' in data
+    assert b'"content":"w"' not in data  # step one of c's own counter
+    assert [
+        c["path"] for c in httpx.get(f"{server.url}/_mockllm/calls", params={"test": "c"}).json()["calls"]
+    ] == ["/v1/stream"]
+
+
+def test_test_scopes_are_bounded(monkeypatch: pytest.MonkeyPatch, serve: Serve) -> None:
+    monkeypatch.setattr("mockllm.state.MAX_SCOPES", 3)
+    server = serve({"name": "steps", "reply": "x", "sequence": [{"reply": "one"}, {"reply": "two"}]})
+    url = f"{server.openai_base_url}/chat/completions"
+    body = {"model": "steps", "messages": [user("hi")]}
+    for test in ("t1", "t1", "t2", "t3", "t4"):  # t4 pushes t1, the oldest, out
+        httpx.post(url, json=body, headers={"X-Mockllm-Test": test})
+    assert sorted(server.state.scoped) == ["t2", "t3", "t4"]
+    reply = httpx.post(url, json=body, headers={"X-Mockllm-Test": "t1"}).json()["choices"][0]["message"]
+    assert reply["content"] == "one"  # t1's counter went with it

@@ -10,10 +10,12 @@ import socket
 import statistics
 import threading
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from mockllm.match import Seen
 from mockllm.selection import ScenarioSet
 from mockllm.streaming import ResponseSink
 
@@ -107,12 +109,12 @@ def test_a_playing_stream_keeps_its_pace_through_a_burst_of_requests(
     (80 of them: 400 ms): the stream already playing keeps its 10 ms pace instead of stalling."""
     pick = ScenarioSet.pick
 
-    def slow_pick(self: ScenarioSet, header: str | None, model: str | None) -> object:
-        if model == "burst":
+    def slow_pick(self: ScenarioSet, header: str | None, seen: Seen | None = None, **kwargs: Any) -> object:
+        if seen is not None and seen.conversation.model == "burst":
             end = time.perf_counter() + 0.005
             while time.perf_counter() < end:
                 pass
-        return pick(self, header, model)
+        return pick(self, header, seen, **kwargs)
 
     monkeypatch.setattr(ScenarioSet, "pick", slow_pick)
     server = serve(
