@@ -121,7 +121,7 @@ async def get_verdict(request: web.Request) -> web.Response:
         abort_within = parse_duration(request.query.get("abort_within", "30s"))
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    result = verdict(request.app[STATE].calls, checks, abort_within)
+    result = verdict(request.app[STATE].all_calls(), checks, abort_within)
     if request.query.get("format") == "junit":
         return web.Response(text=result.to_junit(), content_type="application/xml")
     return web.json_response(result.to_dict(), dumps=dumps)

@@ -260,12 +260,14 @@ def judge(server: MockLLMServer, config: VerdictConfig) -> bool:
     from .verdict import verdict
 
     deadline = time.monotonic() + SETTLE
-    for call in server.calls:
+    calls = server.state.all_calls()
+    for call in calls:
         with contextlib.suppress(TimeoutError):
             call.wait(max(0.0, deadline - time.monotonic()))
-    result = verdict(server.calls, config.checks, config.abort_within)
+    result = verdict(calls, config.checks, config.abort_within)
     for finding in result.findings:
-        print(f"mockllm verdict: {finding.check} ({finding.scenario}): {finding.story}", file=sys.stderr)
+        where = f"{finding.test}: {finding.scenario}" if finding.test is not None else finding.scenario
+        print(f"mockllm verdict: {finding.check} ({where}): {finding.story}", file=sys.stderr)
     print(result.summary(), file=sys.stderr)
     for report in config.reports:
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,11 @@ class ServerState:
         self.scoped.clear()
         return cleared
 
+    def all_calls(self) -> list[Call]:
+        """The unscoped calls and every test scope's, oldest first."""
+        calls = [*self.calls, *(call for log in self.scoped.values() for call in log)]
+        return sorted(calls, key=lambda call: call.started)
+
     def calls_for(self, test: str | None, *, create: bool = False) -> CallLog:
         """The call log of ``test`` (``None``: the unscoped one)."""
         if test is None:

@@ -105,6 +105,8 @@ class Finding:
     check: str
     scenario: str
     story: str
+    #: The ``X-Mockllm-Test`` scope of the calls (``None``: unscoped).
+    test: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ class Verdict:
     """Every check over every scenario that answered a call: a case each, failed by its findings."""
 
     checks: tuple[str, ...]
-    scenarios: tuple[str, ...]
+    #: (test scope, scenario) of every case group, scope ``None`` for unscoped calls.
+    scenarios: tuple[tuple[str | None, str], ...]
     findings: tuple[Finding, ...]
     calls: int
 
@@ -120,16 +123,18 @@ class Verdict:
     def passed(self) -> bool:
         return not self.findings
 
-    def cases(self) -> Iterator[tuple[str, str, list[str]]]:
-        """(scenario, check, the stories of its findings) for each case, scenario by scenario."""
-        for scenario in self.scenarios:
+    def cases(self) -> Iterator[tuple[str | None, str, str, list[str]]]:
+        """(test scope, scenario, check, the stories of its findings) for each case."""
+        for test, scenario in self.scenarios:
             for check in self.checks:
-                stories = [f.story for f in self.findings if (f.scenario, f.check) == (scenario, check)]
-                yield scenario, check, stories
+                stories = [
+                    f.story for f in self.findings if (f.test, f.scenario, f.check) == (test, scenario, check)
+                ]
+                yield test, scenario, check, stories
 
     def summary(self) -> str:
         cases = len(self.checks) * len(self.scenarios)
-        failed = sum(1 for _, _, stories in self.cases() if stories)
+        failed = sum(1 for *_, stories in self.cases() if stories)
         head = f"mockllm verdict: {self.calls} calls, {cases} checks ({len(self.scenarios)} scenarios × "
         return head + f"{', '.join(self.checks)}): " + (f"{failed} failed" if failed else "all passed")
 
@@ -139,8 +144,14 @@ class Verdict:
             "calls": self.calls,
             "checks": list(self.checks),
             "cases": [
-                {"scenario": scenario, "check": check, "passed": not stories, "failures": stories}
-                for scenario, check, stories in self.cases()
+                {
+                    **({"test": test} if test is not None else {}),
+                    "scenario": scenario,
+                    "check": check,
+                    "passed": not stories,
+                    "failures": stories,
+                }
+                for test, scenario, check, stories in self.cases()
             ],
         }
 
@@ -161,8 +172,9 @@ class Verdict:
             errors="0",
             skipped="0",
         )
-        for scenario, check, stories in cases:
-            case = ElementTree.SubElement(suite, "testcase", classname=f"mockllm.{scenario}", name=check)
+        for test, scenario, check, stories in cases:
+            classname = f"mockllm.{test}.{scenario}" if test is not None else f"mockllm.{scenario}"
+            case = ElementTree.SubElement(suite, "testcase", classname=classname, name=check)
             if stories:
                 failure = ElementTree.SubElement(case, "failure", message=stories[0], type=check)
                 failure.text = "\n".join(stories)
@@ -188,12 +200,17 @@ def parse_checks(text: str) -> tuple[str, ...]:
 def verdict(
     calls: Iterable[Call], checks: Sequence[str] = tuple(CHECKS), abort_within: float = ABORT_WITHIN
 ) -> Verdict:
-    """Run ``checks`` over ``calls`` (finished or not: a call still open counts as not aborted yet)."""
-    log = [call for call in calls if call.scenario is not None]
-    scenarios = tuple(dict.fromkeys(call.scenario for call in log if call.scenario is not None))
+    """Run ``checks`` over ``calls`` (finished or not: a call still open counts as not aborted
+    yet), each ``X-Mockllm-Test`` scope on its own: a retry belongs to its own test."""
+    log = sorted((call for call in calls if call.scenario is not None), key=lambda call: call.started)
+    scopes: dict[str | None, list[Call]] = {}
+    for call in log:
+        scopes.setdefault(call.test, []).append(call)
+    groups = tuple(dict.fromkeys((call.test, call.scenario or "") for call in log))
     findings = [
-        Finding(name, call.scenario or "", story)
+        Finding(name, call.scenario or "", story, test)
+        for test, scoped in scopes.items()
         for name in checks
-        for call, story in CHECKS[name](log, abort_within)
+        for call, story in CHECKS[name](scoped, abort_within)
     ]
-    return Verdict(tuple(checks), scenarios, tuple(findings), len(log))
+    return Verdict(tuple(checks), groups, tuple(findings), len(log))

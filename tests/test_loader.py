@@ -266,7 +266,6 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
         "default",
         "match",  # selects the scenario: one rule for all its steps
         "sequence",
-        "match",  # what chooses the scenario, before any of its steps
         "limits",  # quotas belong to the scenario, not to one of its requests
         "context_window",
     }

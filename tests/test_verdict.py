@@ -91,7 +91,7 @@ def test_cases_are_checks_times_scenarios_and_render_as_json_and_junit(tmp_path:
         call("b", started=0, ended=0.1, status=200, outcome="completed"),
     ]
     result = verdict(calls, ("retry", "abort"))
-    assert [(s, c, bool(f)) for s, c, f in result.cases()] == [
+    assert [(s, c, bool(f)) for _, s, c, f in result.cases()] == [
         ("a", "retry", True),
         ("a", "abort", False),
         ("b", "retry", False),
@@ -248,3 +248,17 @@ def test_the_verdict_is_served_live(serve: Serve) -> None:
     assert '<testsuite name="mockllm verdict" tests="5" failures="1"' in junit.text
     bad = httpx.get(f"{server.url}/_mockllm/verdict", params={"checks": "nope"})
     assert bad.status_code == 400
+
+
+def test_each_test_scope_is_judged_on_its_own() -> None:
+    """Two tests on one server (X-Mockllm-Test): one retried its 503, the other did not; the
+    first test's retry does not count for the second."""
+    calls = [
+        call(started=0, ended=0.1, status=503, outcome="fault:status", test="t1"),
+        call(started=0.2, ended=0.3, status=503, outcome="fault:status", test="t2"),
+        call(started=0.4, ended=0.5, status=200, outcome="completed", test="t1"),
+    ]
+    result = verdict(calls, ("retry",))
+    assert [(t, s, bool(f)) for t, s, _, f in result.cases()] == [("t1", "s", False), ("t2", "s", True)]
+    assert result.to_dict()["cases"][1]["test"] == "t2"
+    assert 'classname="mockllm.t2.s"' in result.to_junit()
