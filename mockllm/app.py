@@ -35,6 +35,7 @@ from .replies import Reply, begin, read_json, stream, whole
 from .scenario import Scenario
 from .selection import HEADER, ScenarioSet
 from .state import CALL, STATE, Handler, Options, ServerState
+from .template import rendered
 
 __all__ = ["STATE", "Options", "ServerState", "create_app"]
 
@@ -165,6 +166,11 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         scenario = await begin(request, fmt, choice.scenario, call, prompt_tokens=api_request.prompt_tokens)
         if isinstance(scenario, web.Response):
             return scenario
+        if scenario.template:
+            values = {"last_user": seen.conversation.last_user or "", "model": api_request.model}
+            if choice.scenario.match is not None:
+                values |= choice.scenario.match.groups(seen)
+            scenario = rendered(scenario, values)
         reply = Reply.build(request, fmt, scenario, api_request, call)
         return await (stream(reply) if api_request.stream else whole(reply))
 

@@ -33,6 +33,7 @@ from .faults import FAULTS, Fault, SpecError, action_of
 from .match import compile_match
 from .scenario import Limits, Scenario, Timing, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
+from .template import BUILT_IN, group_names, unknown
 from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
 
 #: Tokens of one stream (reply tokens and tool-call argument fragments): planning a stream costs
@@ -86,6 +87,15 @@ def build_scenario(
     match = compile_match(data["match"], report) if "match" in data else None
     if "match" in data and data.get("default"):
         report(("match",), "a default answers the requests no match holds for: it cannot have a match")
+    for key, part in [
+        ((), data),
+        *((("sequence", i), step) for i, step in enumerate(data.get("sequence", ()))),
+    ]:
+        reply = part.get("reply") if isinstance(part, Mapping) else None
+        if _merge(base, part).get("template") and isinstance(reply, str):
+            for name in unknown(reply, match):
+                known = ", ".join(f"${{{n}}}" for n in (*BUILT_IN, *sorted(group_names(match))))
+                report((*key, "reply"), f"${{{name}}} is not a placeholder: the template knows {known}")
     if main is None or None in steps or len(problems) > before:
         return None
     sequence = tuple(s for s in steps if s is not None)
@@ -215,6 +225,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         headers=tuple((str(k), str(v)) for k, v in data.get("headers", {}).items()),
         body=data.get("body"),
         first_byte=parse_duration(data.get("first_byte", 0)),
+        template=bool(data.get("template", False)),
         limits=Limits(**data["limits"]) if data.get("limits") else None,
         context_window=data.get("context_window"),
         wire=Wire(**wire),

@@ -92,6 +92,8 @@ class Scenario:
     default: bool = False
     #: ``match``: the conditions on a request under which this scenario answers it.
     match: Match | None = None
+    #: ``template: true``: the reply is rendered per request (:mod:`mockllm.template`).
+    template: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
     token_mode: TokenMode = "rune"
     model: str | None = None

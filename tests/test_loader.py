@@ -112,8 +112,8 @@ sequence:
 """
     assert problems(tmp_path, text) == [
         "s.yaml:3:1: tokns: unknown key (allowed: body, context_window, default, description, done, faults, "
-        "finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, status, timing, "
-        "tokens, tool_calls, wire); "
+        "finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, status, template, "
+        "timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
         "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed); "
@@ -340,7 +340,7 @@ MALFORMED_CHOICES = (
             "1: a\nreply: hi\n",
             "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, context_window, default, description, "
             "done, faults, finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, "
-            "status, timing, tokens, "
+            "status, template, timing, tokens, "
             "tool_calls, wire)",
         ),
         # seed of 5,000 digits: ValueError from int()
