@@ -152,10 +152,12 @@ def _path(given: str | Path, base: Path | None) -> list[Loaded]:
 
 
 def _pack(source: str) -> list[Loaded]:
-    files = _path(pack_dir(), None)
     name = pack_name(source)
-    if not name:
-        return files
+    folder = pack_dir() / name.rstrip("/") if name else pack_dir()
+    if not name or folder.is_dir():  # pack: or a folder of it, pack:agent/ (click drops the slash)
+        return _path(folder, None)
+    subfolders = sorted(p for p in pack_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    files = [loaded for where in (pack_dir(), *subfolders) for loaded in _path(where, None)]
     for loaded in files:
         for scenario in loaded.scenarios:
             if scenario.name == name:

@@ -1,9 +1,10 @@
 """The chaos pack: the misbehaving streams shipped with mockllm, usable without a checkout.
 
 In a checkout they are ``scenarios/``; the wheel installs the same files as ``mockllm/data/pack/``
-(setup.cfg maps one onto the other). A scenario source ``pack:`` is the whole pack and
-``pack:NAME`` the one scenario of that name (``pack:flaky``, ``pack:stall-forever``), wherever
-sources are taken: ``--scenario``, ``mockllm validate``, ``MockLLMServer`` and the pytest marker.
+(setup.cfg maps one onto the other). A scenario source ``pack:`` is the pack's top folder,
+``pack:agent/`` a folder of it, and ``pack:NAME`` the one scenario of that name anywhere in it
+(``pack:flaky``, ``pack:stall-forever``, ``pack:ask-weather``), wherever sources are taken:
+``--scenario``, ``mockllm validate``, ``MockLLMServer`` and the pytest marker.
 """
 
 from __future__ import annotations

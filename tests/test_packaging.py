@@ -75,6 +75,7 @@ def test_the_wheel_alone_runs_the_starter_the_pack_and_an_sdk(tmp_path: Path) ->
     run(["mockllm", "init"], user, env)
     assert "3 passed" in run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], user, env)
     assert Path(run(["mockllm", "schema", "--path"], user, env).strip()).is_file()
+    assert "ask-weather" in run(["mockllm", "validate", "pack:agent/"], user, env)  # the pack's folders too
 
     server = subprocess.Popen(
         ["mockllm", "serve", "--scenario", "pack:", "--port", "0", "-q", "--time-scale", "0"],

@@ -154,3 +154,9 @@ def test_init_from_the_command_line_then_pytest(tmp_path: Path) -> None:
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "3 passed" in tests.stdout
+
+
+def test_a_folder_of_the_pack_and_a_name_inside_it() -> None:
+    assert [s.name for s in resolve(["pack:agent/"])] == [s.name for s in resolve([SCENARIOS / "agent"])]
+    (scenario,) = resolve(["pack:ask-weather"])
+    assert scenario.source.startswith(f"{SCENARIOS}/agent/weather.yaml:")
