@@ -194,6 +194,10 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
     if tool_calls is None:
         return None
     timing = data.get("timing", {})
+    first = timing.get("first_token", 0)
+    if "tokens_per_second" in timing and "per_token" in timing:
+        report(("timing", "tokens_per_second"), "says what per_token says: give one of them")
+        return None
     wire = data.get("wire", {})
     stream_tokens = tokens + tuple(f for call in tool_calls for f in call.fragments(mode))
     if len(stream_tokens) > MAX_TOKENS:
@@ -215,8 +219,13 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         finish_reason=data.get("finish_reason", "tool_calls" if tool_calls else "stop"),
         done=data.get("done", True),
         timing=Timing(
-            first_token=parse_duration(timing.get("first_token", 0)),
-            per_token=parse_duration(timing.get("per_token", 0)),
+            first_token=parse_duration(first.get("base", 0) if isinstance(first, Mapping) else first),
+            per_token=1 / timing["tokens_per_second"]
+            if "tokens_per_second" in timing
+            else parse_duration(timing.get("per_token", 0)),
+            per_prompt_token=parse_duration(first.get("per_prompt_token", 0))
+            if isinstance(first, Mapping)
+            else 0.0,
             jitter=parse_duration(timing.get("jitter", 0)),
             seed=timing.get("seed", 0),
         ),
@@ -236,7 +245,13 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
 def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
     """Every duration of the scenario is one (the schema cannot see ``25h`` is longer than a day)."""
     durations: list[tuple[KeyPath, Any]] = [(("first_byte",), data.get("first_byte", 0))]
-    durations += [(("timing", key), value) for key, value in data.get("timing", {}).items() if key != "seed"]
+    for key, value in data.get("timing", {}).items():
+        if key == "first_token" and isinstance(value, Mapping):
+            durations += [
+                (("timing", key, part), value[part]) for part in ("base", "per_prompt_token") if part in value
+            ]
+        elif key not in ("seed", "tokens_per_second"):
+            durations.append((("timing", key), value))
     for index, spec in enumerate(data.get("faults", [])):
         if spec.get("stall", "forever") != "forever":
             durations.append((("faults", index, "stall"), spec["stall"]))

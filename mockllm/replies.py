@@ -64,6 +64,10 @@ async def begin(
     scenario = state.scenarios.next_step(chosen, call.test)
     if quota_headers:
         scenario = replace(scenario, headers=scenario.headers + quota_headers)
+    timing = scenario.timing
+    if timing.per_prompt_token:  # prefill: the first token waits longer for a longer prompt
+        first = timing.first_token + timing.per_prompt_token * prompt_tokens
+        scenario = replace(scenario, timing=replace(timing, first_token=first, per_prompt_token=0.0))
     if scenario.first_byte:
         clock = state.clock
         await clock.sleep_until(clock.now() + scenario.first_byte * state.time_scale)

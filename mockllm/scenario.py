@@ -52,6 +52,8 @@ class Timing:
     per_token: float = 0.0
     jitter: float = 0.0
     seed: int = 0
+    #: Added to ``first_token`` per prompt token (``first_token: {base, per_prompt_token}``).
+    per_prompt_token: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

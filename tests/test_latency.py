@@ -1,0 +1,50 @@
+"""Latency models: a first token that waits longer for a longer prompt, and tokens_per_second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mockllm import create_app
+from mockllm.clock import ManualClock
+from mockllm.loader import load_set, scenario_from_dict
+
+
+def test_the_timing_keys_load_and_refuse_saying_the_same_thing_twice() -> None:
+    scenario = scenario_from_dict(
+        {
+            "reply": "ab",
+            "timing": {"first_token": {"base": "300ms", "per_prompt_token": "2ms"}, "tokens_per_second": 40},
+        }
+    )
+    assert (scenario.timing.first_token, scenario.timing.per_prompt_token) == (0.3, 0.002)
+    assert scenario.timing.per_token == pytest.approx(0.025)
+    (problem,) = load_set(["reply: ab\ntiming: {per_token: 10ms, tokens_per_second: 40}\n"]).problems
+    assert (
+        str(problem) == "<string>:2:46: timing.tokens_per_second: says what per_token says: give one of them"
+    )
+    (problem,) = load_set(
+        ["reply: ab\ntiming: {first_token: {base: 1s, per_prompt_token: 2 parsecs}}\n"]
+    ).problems
+    assert "timing.first_token.per_prompt_token: '2 parsecs' is not a duration" in str(problem)
+
+
+async def test_the_first_token_waits_for_the_prompt(aiohttp_client: Any) -> None:
+    clock = ManualClock(start=1000.0)
+    prefill = scenario_from_dict(
+        {
+            "name": "prefill",
+            "reply": "ok",
+            "timing": {"first_token": {"base": "100ms", "per_prompt_token": "10ms"}},
+        }
+    )
+    client = await aiohttp_client(create_app([prefill], clock=clock))
+    for chars, tokens in ((40, 10), (400, 100)):
+        clock.sleeps.clear()
+        before = clock.now()  # a manual clock moves only when a deadline is waited for
+        body = {"model": "prefill", "messages": [{"role": "user", "content": "x" * chars}], "stream": True}
+        response = await client.post("/v1/chat/completions", json=body)
+        assert response.status == 200
+        await response.read()
+        assert clock.sleeps[0] - before == pytest.approx(0.1 + tokens * 0.01, abs=1e-3)
