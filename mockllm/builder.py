@@ -31,7 +31,7 @@ from .duration import parse_duration
 from .errors import Problem, show
 from .faults import FAULTS, Fault, SpecError, action_of
 from .match import compile_match
-from .scenario import Limits, Scenario, Timing, ToolCall, Wire, split_tokens
+from .scenario import Chaos, ChaosOption, Limits, Scenario, Timing, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
 from .template import BUILT_IN, group_names, unknown
 from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
@@ -96,10 +96,54 @@ def build_scenario(
             for name in unknown(reply, match):
                 known = ", ".join(f"${{{n}}}" for n in (*BUILT_IN, *sorted(group_names(match))))
                 report((*key, "reply"), f"${{{name}}} is not a placeholder: the template knows {known}")
+    chaos = (
+        _chaos(data["chaos"], base, name, source, report) if "chaos" in data and main is not None else None
+    )
     if main is None or None in steps or len(problems) > before:
         return None
     sequence = tuple(s for s in steps if s is not None)
-    return Scenario(**{**main.__dict__, "sequence": sequence, "match": match})
+    return Scenario(**{**main.__dict__, "sequence": sequence, "match": match, "chaos": chaos})
+
+
+def _chaos(
+    spec: Mapping[str, Any], base: Mapping[str, Any], name: str, source: str, report: Callable[..., None]
+) -> Chaos | None:
+    """The ``chaos`` of a scenario: each option built as a sequence step (an HTTP answer) or a
+    fault of the reply (``at: random`` checked as ``at: 0``, drawn per request)."""
+    options = []
+    tokens = _build(base, name, source, lambda *a, **k: None)
+    stream_tokens = (
+        tokens.tokens + tuple(f for call in tokens.tool_calls for f in call.fragments(tokens.token_mode))
+        if tokens is not None
+        else ()
+    )
+    for index, item in enumerate(spec["faults"]):
+        here: KeyPath = ("chaos", "faults", index)
+
+        def in_item(key: KeyPath, message: str, *, at_key: bool = False, here: KeyPath = here) -> None:
+            report((*here, *key), message, at_key=at_key)
+
+        def in_fault(key: KeyPath, message: str, *, at_key: bool = False, here: KeyPath = here) -> None:
+            report((*here, *key[2:]), message, at_key=at_key)  # key is ("faults", 0, ...)
+
+        weight = float(item.get("weight", 1))
+        if "status" in item:
+            fields = {k: v for k, v in item.items() if k != "weight"}
+            step = _build(_merge(base, fields), name, source, in_item)
+            if step is not None:
+                options.append(ChaosOption(weight, step=step))
+            continue
+        random_at = item.get("at") == "random"
+        fault_spec = {k: v for k, v in item.items() if k != "weight"} | ({"at": 0} if random_at else {})
+        if random_at and not stream_tokens:
+            report((*here, "at"), "random needs a reply with tokens to draw from")
+            continue
+        faults = _faults([fault_spec], stream_tokens, base.get("wire", {}), in_fault)
+        if faults:
+            options.append(ChaosOption(weight, fault=faults[0], random_at=random_at))
+    if len(options) != len(spec["faults"]):
+        return None
+    return Chaos(int(spec["seed"]), float(spec["rate"]), tuple(options))
 
 
 def value_problems(data: Any, report: Report) -> set[KeyPath]:

@@ -82,6 +82,8 @@ class Call(Outcome):
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     ended: float | None = None
+    #: A scenario's chaos draw: ``{"n": draw, "fault": index of the option drawn, or None}``.
+    chaos: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -165,6 +167,7 @@ class Call(Outcome):
             "max_lateness": round(self.max_lateness, 6),
             "backpressure_wait": round(self.waited(now) if now is not None else self.backpressure_wait, 6),
             "finished": self.finished,
+            "chaos": self.chaos,
         }
 
 

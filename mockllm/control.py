@@ -92,6 +92,7 @@ async def reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     test = request.query.get("test") or None
     state.scenarios.reset_counters(test)
+    state.reset_chaos(test)
     state.clear_calls(test)
     return web.json_response({"reset": True, **({"test": test} if test else {})})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -64,6 +65,8 @@ async def begin(
     scenario = state.scenarios.next_step(chosen, call.test)
     if quota_headers:
         scenario = replace(scenario, headers=scenario.headers + quota_headers)
+    if chosen.chaos is not None:
+        scenario = draw_chaos(request, chosen, scenario, call)
     timing = scenario.timing
     if timing.per_prompt_token:  # prefill: the first token waits longer for a longer prompt
         first = timing.first_token + timing.per_prompt_token * prompt_tokens
@@ -75,6 +78,41 @@ async def begin(
         call.outcome = FAULT_STATUS
         return status_response(fmt, scenario, stream=call.stream)
     return scenario
+
+
+#: Replays draw N of a scenario's chaos alone (N counted from 0), without counting a draw.
+CHAOS_DRAW = "X-Mockllm-Chaos-Draw"
+
+
+def draw_chaos(request: web.Request, chosen: Scenario, scenario: Scenario, call: Call) -> Scenario:
+    """The n-th request ``chosen`` answers (per test scope) draws from ``Random(f"{seed}:{n}")``:
+    with probability ``rate`` one of the options (by weight), an HTTP answer or a fault (its
+    ``at: random`` a token index from the same draw). The call log records ``{n, fault}``."""
+    chaos = chosen.chaos
+    assert chaos is not None
+    state = request.app[STATE]
+    asked = request.headers.get(CHAOS_DRAW, "").strip()
+    if asked.isdigit() and len(asked) < 19:
+        n = int(asked)
+    else:
+        n = state.chaos_draws[(call.test, chosen.name)]
+        state.chaos_draws[(call.test, chosen.name)] = n + 1
+    rng = random.Random(f"{chaos.seed}:{n}")
+    drawn = None
+    if rng.random() < chaos.rate:
+        drawn = rng.choices(range(len(chaos.options)), [o.weight for o in chaos.options])[0]
+    call.chaos = {"n": n, "fault": drawn}
+    if drawn is None:
+        return scenario
+    option = chaos.options[drawn]
+    if option.step is not None:
+        return option.step
+    assert option.fault is not None
+    fault = option.fault
+    if option.random_at:
+        fault = replace(fault, at=rng.randrange(max(1, scenario.stream_token_count)))
+    faults = sorted((*scenario.faults, fault), key=lambda f: float("inf") if f.at is None else f.at)
+    return replace(scenario, faults=tuple(faults))
 
 
 @dataclass

@@ -75,6 +75,26 @@ class Wire:
 
 
 @dataclass(frozen=True)
+class ChaosOption:
+    """One thing chaos can draw: an HTTP answer (``step``) or a fault (``fault``, its ``at``
+    drawn per request when ``random_at``)."""
+
+    weight: float
+    step: Scenario | None = None
+    fault: Fault | None = None
+    random_at: bool = False
+
+
+@dataclass(frozen=True)
+class Chaos:
+    """``chaos``: the n-th request draws from ``Random(f"{seed}:{n}")``."""
+
+    seed: int
+    rate: float
+    options: tuple[ChaosOption, ...]
+
+
+@dataclass(frozen=True)
 class Limits:
     """``limits``: requests and tokens per minute, in one bucket or one per API key."""
 
@@ -108,6 +128,7 @@ class Scenario:
     body: Any = None
     first_byte: float = 0.0
     limits: Limits | None = None
+    chaos: Chaos | None = None
     #: The largest prompt (in prompt tokens) a request may send.
     context_window: int | None = None
     wire: Wire = Wire()

@@ -229,6 +229,7 @@ class MockLLMServer:
     def _set(self, *, scenarios: Sequence[Scenario], time_scale: float | None = None) -> None:
         state = self.state
         state.scenarios = ScenarioSet(scenarios)
+        state.reset_chaos()
         state.time_scale = self.initial_time_scale if time_scale is None else time_scale
 
     def _in_loop(self, fn: Callable[[], T]) -> T:

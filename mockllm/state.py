@@ -7,6 +7,7 @@ module and not each other.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,8 @@ class ServerState:
     options: Options = field(default_factory=Options)
     metrics: Metrics = field(default_factory=Metrics)
     quotas: Quotas = field(default_factory=Quotas)
+    #: Chaos draws so far, by (test scope, scenario name).
+    chaos_draws: collections.Counter[tuple[str | None, str]] = field(default_factory=collections.Counter)
     #: Whether selection has no default (``Options.strict``; the pytest fixture sets it per test).
     strict: bool = False
     #: The call logs of requests that carried :data:`TEST_HEADER`, by test id, oldest first.
@@ -95,6 +98,14 @@ class ServerState:
         self.calls = CallLog(limit=self.options.max_calls)
         self.scoped.clear()
         return cleared
+
+    def reset_chaos(self, test: str | None = None) -> None:
+        """Chaos draws from 0 again: ``test``'s only, or (``None``) all of them."""
+        if test is None:
+            self.chaos_draws.clear()
+        else:
+            for key in [key for key in self.chaos_draws if key[0] == test]:
+                del self.chaos_draws[key]
 
     def all_calls(self) -> list[Call]:
         """The unscoped calls and every test scope's, oldest first."""

@@ -111,7 +111,7 @@ sequence:
   - {status: 99}
 """
     assert problems(tmp_path, text) == [
-        "s.yaml:3:1: tokns: unknown key (allowed: body, context_window, default, description, done, faults, "
+        "s.yaml:3:1: tokns: unknown key (allowed: body, chaos, context_window, default, description, done, faults, "
         "finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, status, template, "
         "timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
@@ -268,6 +268,7 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
         "sequence",
         "limits",  # quotas belong to the scenario, not to one of its requests
         "context_window",
+        "chaos",  # draws across the scenario's requests
     }
 
 
@@ -338,7 +339,7 @@ MALFORMED_CHOICES = (
         # keys of several types could not be sorted: TypeError
         (
             "1: a\nreply: hi\n",
-            "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, context_window, default, description, "
+            "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, chaos, context_window, default, description, "
             "done, faults, finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, "
             "status, template, timing, tokens, "
             "tool_calls, wire)",

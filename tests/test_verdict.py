@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -190,8 +191,9 @@ def test_exec_verdict_fails_a_client_that_ignores_retry_after(tmp_path: Path) ->
     done = exec_verdict(tmp_path, IMPATIENT)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
-    assert lines[0].startswith("mockllm verdict: retry-after (limited): call 2 retried after 0.0")
-    assert lines[0].endswith("s but call 1 said Retry-After: 0.3")
+    # at once, however busy the machine: sooner than 0.3 s is all the check is about
+    story = r"mockllm verdict: retry-after \(limited\): call 2 retried after 0\.[0-2]\d s but call 1 said Retry-After: 0\.3"
+    assert re.fullmatch(story, lines[0]), lines[0]
     assert (
         lines[-1]
         == "mockllm verdict: 2 calls, 5 checks (1 scenarios × retry, retry-after, truncation, abort, last-event-id): 1 failed"
