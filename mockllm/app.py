@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
 from .clock import Clock, LoopClock
 from .errors import NoScenarioMatched, ScenarioNotFound
-from .formats import FORMATS, ApiRequest, RequestError, WireFormat
+from .formats import FORMATS, ApiRequest, RequestError, Route, WireFormat
 from .guards import auth, cors_headers, error_response, json_errors, preflight, record, worker_header
 from .logs import brief_client_errors
 from .match import Seen
@@ -55,7 +56,10 @@ def create_app(
     state = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale, options=options)
     app[STATE] = state
     for fmt in FORMATS.values():
-        app.router.add_post(fmt.path, _completion_handler(fmt))
+        for route in fmt.all_routes():
+            app.router.add_post(route, _completion_handler(fmt))
+        for route, answer in fmt.utilities.items():
+            app.router.add_post(route, _utility_handler(fmt, answer))
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/v1/stream", _event_source)
     app.router.add_get("/", _playground)
@@ -152,7 +156,7 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         try:
             body = await read_json(request)
             call.json = body
-            api_request = fmt.parse_request(body)
+            api_request = fmt.parse_request(body, route_of(request))
             call.conversation = api_request.conversation
             seen = Seen(api_request.conversation, fmt.name, request.headers, body)
             choice = state.scenarios.pick(request.headers.get(HEADER), seen, strict=state.strict)
@@ -173,5 +177,27 @@ def _completion_handler(fmt: WireFormat) -> Handler:
             scenario = rendered(scenario, values)
         reply = Reply.build(request, fmt, scenario, api_request, call)
         return await (stream(reply) if api_request.stream else whole(reply))
+
+    return handle
+
+
+def route_of(request: web.Request) -> Route:
+    """The path's placeholders and the query (first value of each) of ``request``."""
+    query: dict[str, str] = {}
+    for key, value in request.query.items():
+        query.setdefault(key, value)
+    return Route(dict(request.match_info), query)
+
+
+def _utility_handler(fmt: WireFormat, answer: Callable[[Any, Route], dict[str, Any]]) -> Handler:
+    """An endpoint of ``fmt`` that answers from the body alone (:attr:`WireFormat.utilities`)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        request[CALL].format = fmt.name
+        try:
+            body = await read_json(request)
+            return web.json_response(answer(body, route_of(request)))
+        except RequestError as exc:
+            return error_response(fmt, exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code)
 
     return handle

@@ -83,23 +83,28 @@ def explain(
 ) -> None:
     """Which scenario REQUEST_FILE (a JSON request body; - for stdin) would get, and why: each
     match scenario's verdict, then the choice. Exit 1 if none answers."""
+    from urllib.parse import parse_qsl, urlsplit
+
     from .errors import MockLLMError, NoScenarioMatched
-    from .formats import FORMATS, RequestError
+    from .formats import FORMATS, RequestError, Route, serving
     from .formats.fields import read_body
     from .loader import load_scenarios
     from .match import Seen
     from .selection import HEADER, ScenarioSet
 
-    fmt = next((f for f in FORMATS.values() if f.path == path), None)
-    if fmt is None:
+    url = urlsplit(path)
+    served = serving(url.path)
+    if served is None:
         known = ", ".join(f.path for f in FORMATS.values())
         raise click.BadParameter(f"{path!r} is not an endpoint mockllm serves ({known})", param_hint="--path")
+    fmt, route = served
+    route = Route(route.params, dict(reversed(parse_qsl(url.query))))
     given = dict(h.split(":", 1) for h in headers if ":" in h)
     given = {name.strip(): value.strip() for name, value in given.items()}
     try:
         loaded = ScenarioSet(load_scenarios(scenarios))
         body = read_body(request_file.read())
-        seen = Seen(fmt.parse_request(body).conversation, fmt.name, given, body)
+        seen = Seen(fmt.parse_request(body, route).conversation, fmt.name, given, body)
         header = next((v for k, v in given.items() if k.lower() == HEADER.lower()), None)
         verdicts, choice = loaded.explain(header, seen, strict=strict)
     except RequestError as exc:

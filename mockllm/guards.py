@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from .calls import REJECTED, Call
-from .formats import WireFormat, format_for
+from .formats import FORMATS, WireFormat, format_for
 from .selection import HEADER
 from .state import CALL, STATE, TEST_HEADER, Handler
 
@@ -193,9 +194,8 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     options = request.app[STATE].options
     path = request.path
     key = options.api_key
-    llm = path in API_PATHS or path == format_for(path).path
-    if key is not None and llm and not _key_matches(request, key):
-        fmt = format_for(path)
+    fmt = format_for(path)
+    if key is not None and (path in API_PATHS or _served(request)) and not _key_matches(request, fmt, key):
         message, kind, code = fmt.default_error(401)
         return web.json_response(fmt.error_body(401, message, type=kind, param=None, code=code), status=401)
     token = options.control_token
@@ -219,14 +219,22 @@ def api_key(request: web.Request) -> str:
     return request.headers.get("x-api-key") or request.headers.get("api-key") or ""
 
 
-def _key_matches(request: web.Request, key: str) -> bool:
-    """The request carries ``key`` as its API would send it: ``Authorization: Bearer KEY``
-    (OpenAI, Ollama), ``x-api-key: KEY`` (Anthropic), or, on ``GET /v1/stream`` only,
-    ``?api_key=KEY`` (an EventSource cannot set headers). Compared in constant time."""
-    scheme, _, bearer = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    offered = [request.headers.get("x-api-key", "")]
-    if scheme.lower() == "bearer":
-        offered.append(bearer.strip())
+def _served(request: web.Request) -> bool:
+    """``request`` reached one of the formats' own routes (not a 404, not the control API)."""
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in _format_routes()
+
+
+@functools.cache
+def _format_routes() -> frozenset[str]:
+    return frozenset(route for fmt in FORMATS.values() for route in (*fmt.all_routes(), *fmt.utilities))
+
+
+def _key_matches(request: web.Request, fmt: WireFormat, key: str) -> bool:
+    """The request carries ``key`` as its API would send it (:meth:`WireFormat.offered_keys`:
+    ``Authorization: Bearer KEY`` or ``x-api-key: KEY`` for most), or, on ``GET /v1/stream``
+    only, ``?api_key=KEY`` (an EventSource cannot set headers). Compared in constant time."""
+    offered = list(fmt.offered_keys(request.headers, request.query))
     if request.path == "/v1/stream":
         offered.append(request.query.get("api_key", ""))
     wanted = key.encode()

@@ -42,7 +42,7 @@ async def begin(
     ``context_window`` or a request past the ``limits``, the response to send."""
     state = request.app[STATE]
     call.scenario = chosen.name
-    style = "anthropic" if fmt.name == "anthropic" else "openai"
+    style = fmt.style
     if chosen.context_window is not None and prompt_tokens > chosen.context_window:
         call.outcome = FAULT_STATUS
         message = context_error(style, chosen.context_window, prompt_tokens)
@@ -244,7 +244,9 @@ async def stream(reply: Reply, *, last_event_id: int | None = None) -> web.Strea
     opening = [step for step in head if not isinstance(step.event, Preamble)][:1]
     body_at_once = bool(opening) and opening[0].deadline == 0 and isinstance(opening[0].event, Token)
     response = StreamingResponse(
-        scenario, default_type=reply.fmt.content_type, headers_with_body=body_at_once
+        scenario,
+        default_type=reply.fmt.stream_content_type(reply.api_request),
+        headers_with_body=body_at_once,
     )
     if scenario.wire.framing == "content-length":
         # The body is deterministic (and finite: the loader refuses a forever stall here), so

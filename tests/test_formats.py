@@ -8,7 +8,7 @@ import pytest
 
 from mockllm.encoder import EventEncoder
 from mockllm.events import KeepAlive, StreamError
-from mockllm.formats import FORMATS, ApiRequest, RequestError, StreamContext
+from mockllm.formats import FORMATS, ApiRequest, RequestError, Route, StreamContext
 from mockllm.timeline import build_timeline
 
 from .conftest import make_scenario
@@ -294,3 +294,14 @@ def test_the_one_join_text_token_is_the_general_encoding(
     monkeypatch.setattr(EventEncoder, "data_frame", lambda self, name=None: None)
     assert fast == stream(fmt, **scenario)
     assert "🙂".encode() in fast
+
+
+def test_serving_reads_a_routes_placeholders_as_the_router_does() -> None:
+    from mockllm.formats import _route_regex, serving
+
+    assert serving("/v1/chat/completions") == (FORMATS["openai-chat"], Route({}))
+    assert serving("/v1/chat/completions/x") is None
+    regex = _route_regex("/v1beta/models/{model}:streamGenerateContent")
+    assert regex.fullmatch("/v1beta/models/gemini-2.0-flash:streamGenerateContent")["model"] == "gemini-2.0-flash"
+    assert regex.fullmatch("/v1beta/models/a/b:streamGenerateContent") is None  # one segment, as aiohttp
+    assert regex.fullmatch("/v1beta/models/x.streamGenerateContent") is None  # literal text is literal

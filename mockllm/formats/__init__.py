@@ -7,6 +7,8 @@ shape. The timeline and the faults never change when a format is added.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +50,19 @@ class RequestError(Exception):
         self.param = param
         self.code = code
         self.type = type
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a request came in, beyond its body: the values of the route's ``{placeholders}``
+    (a model or deployment named in the path) and the query string (first value of each)."""
+
+    params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+#: The route of a request that came in on a path without placeholders or query.
+NO_ROUTE = Route()
 
 
 @dataclass(frozen=True)
@@ -94,35 +109,66 @@ class WholeReply:
     tool_calls: tuple[ToolCall, ...] = ()
 
 
-class WireFormat(Protocol):
+class WireFormat:
+    """One API's wire format. Subclasses set the attributes and implement the methods that raise
+    here; the others have the defaults most APIs share."""
+
     name: str
-    #: The path the format answers on, e.g. ``/v1/chat/completions``.
+    #: The path the format answers on as the docs show it, e.g. ``/v1/chat/completions`` or
+    #: ``/v1beta/models/{model}:streamGenerateContent``.
     path: str
+    #: Every route (aiohttp pattern, ``{name}`` a path segment) the format's completion handler
+    #: answers ``POST`` on; by default just :attr:`path`.
+    routes: tuple[str, ...] = ()
     #: The paths whose errors (even a 404, 405 or 413 aiohttp raises before any handler) and API
     #: key check are this API's: the longest prefix that matches a path wins (:func:`format_for`).
-    prefix: str
+    prefixes: tuple[str, ...] = ()
     #: Content-Type of a stream in this format.
     content_type: str
     #: Response ids are this prefix and a serial number, e.g. ``chatcmpl-mockllm-1``.
     id_prefix: str
+    #: Whose wording and rate-limit headers the quotas and the context window use
+    #: (:mod:`mockllm.quotas`): ``openai`` or ``anthropic``.
+    style: str = "openai"
+    #: Endpoints beside the completion one that answer from the body alone, no scenario
+    #: (e.g. a token count): route pattern → function of (body, route) to the JSON response,
+    #: which may raise :class:`RequestError`.
+    utilities: Mapping[str, Callable[[Any, Route], dict[str, Any]]] = {}
 
-    def parse_request(self, body: Any) -> ApiRequest: ...
+    def all_routes(self) -> tuple[str, ...]:
+        return self.routes or (self.path,)
+
+    def parse_request(self, body: Any, route: Route = NO_ROUTE) -> ApiRequest:
+        raise NotImplementedError
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext
-    ) -> StreamEncoder: ...
+    ) -> StreamEncoder:
+        raise NotImplementedError
 
-    def response_body(
-        self, request: ApiRequest, context: StreamContext, reply: WholeReply
-    ) -> dict[str, Any]: ...
+    def stream_content_type(self, request: ApiRequest) -> str:
+        """The Content-Type of a stream answering ``request`` (one format may have two framings)."""
+        return self.content_type
+
+    def response_body(self, request: ApiRequest, context: StreamContext, reply: WholeReply) -> dict[str, Any]:
+        raise NotImplementedError
 
     def error_body(
         self, status: int, message: str, *, type: str, param: str | None, code: str | int | None
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        raise NotImplementedError
 
     def default_error(self, status: int) -> tuple[str, str, str | None]:
         """(message, type, code) of this API's own error for an HTTP status."""
-        ...
+        raise NotImplementedError
+
+    def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
+        """The API keys a request carries as this API's clients send them, for ``--api-key``:
+        ``Authorization: Bearer KEY`` or ``x-api-key: KEY``."""
+        scheme, _, bearer = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            yield bearer.strip()
+        yield headers.get("x-api-key", "")
 
 
 FORMATS: dict[str, WireFormat] = {}
@@ -136,14 +182,43 @@ def register(fmt: WireFormat) -> WireFormat:
 
 def format_for(path: str) -> WireFormat:
     """The wire format that owns ``path``: the one served there, else the one with the longest
-    :attr:`WireFormat.prefix` of it, else OpenAI chat (the shape most clients understand)."""
+    of its :attr:`WireFormat.prefixes` matching it, else OpenAI chat (the shape most clients
+    understand)."""
     owner = _owners.get(path)
     if owner is None:
-        matching = [fmt for fmt in FORMATS.values() if path.startswith(fmt.prefix)]
-        owner = max(matching, key=lambda fmt: len(fmt.prefix)) if matching else FORMATS["openai-chat"]
+        served = serving(path)
+        if served is not None:
+            owner = served[0]
+        else:
+            matching = [(len(p), fmt) for fmt in FORMATS.values() for p in fmt.prefixes if path.startswith(p)]
+            owner = max(matching, key=lambda m: m[0])[1] if matching else FORMATS["openai-chat"]
         if len(_owners) < 1024:  # paths come from clients: keep only so many
             _owners[path] = owner
     return owner
+
+
+def serving(path: str) -> tuple[WireFormat, Route] | None:
+    """The format whose completion handler answers on ``path`` and the route values read from it,
+    matched as aiohttp's router matches (``{name}``: one path segment)."""
+    for fmt in FORMATS.values():
+        for pattern in fmt.all_routes():
+            found = _route_regex(pattern).fullmatch(path)
+            if found:
+                return fmt, Route(found.groupdict())
+    return None
+
+
+def _route_regex(pattern: str) -> re.Pattern[str]:
+    if pattern not in _regexes:
+        parts = re.split(r"\{(\w+)\}", pattern)  # literal, name, literal, name, ...
+        regex = "".join(
+            f"(?P<{part}>[^{{}}/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)
+        )
+        _regexes[pattern] = re.compile(regex)
+    return _regexes[pattern]
+
+
+_regexes: dict[str, re.Pattern[str]] = {}
 
 
 _owners: dict[str, WireFormat] = {}
@@ -163,14 +238,17 @@ from . import openai_responses as _openai_responses  # noqa: E402
 
 __all__ = [
     "FORMATS",
+    "NO_ROUTE",
     "ApiRequest",
     "RequestError",
+    "Route",
     "StreamContext",
     "StreamEncoder",
     "WholeReply",
     "WireFormat",
     "format_for",
     "register",
+    "serving",
     "tool_call_id",
 ]
 del _anthropic, _ollama, _openai_chat, _openai_completions, _openai_responses

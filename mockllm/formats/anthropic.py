@@ -21,7 +21,17 @@ from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
-from . import ApiRequest, RequestError, StreamContext, WholeReply, register, tool_call_id
+from . import (
+    NO_ROUTE,
+    ApiRequest,
+    RequestError,
+    Route,
+    StreamContext,
+    WholeReply,
+    WireFormat,
+    register,
+    tool_call_id,
+)
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -169,14 +179,15 @@ def _messages(message: dict[str, Any]) -> list[Message]:
     return out
 
 
-class AnthropicMessages:
+class AnthropicMessages(WireFormat):
     name = "anthropic"
     path = "/v1/messages"
-    prefix = path  # /v1/messages/count_tokens, /v1/messages/batches: Anthropic's errors
+    style = "anthropic"
+    prefixes = (path,)  # /v1/messages/count_tokens, /v1/messages/batches: Anthropic's errors
     content_type = "text/event-stream"
     id_prefix = "msg_mockllm_"
 
-    def parse_request(self, body: Any) -> ApiRequest:
+    def parse_request(self, body: Any, route: Route = NO_ROUTE) -> ApiRequest:
         if not isinstance(body, dict):
             raise RequestError(400, "The request body must be a JSON object.")
         for key, kind, name in (

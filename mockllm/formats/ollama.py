@@ -24,7 +24,7 @@ from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..ndjson import NDJSONFramer
 from ..scenario import Scenario
-from . import ApiRequest, RequestError, StreamContext, WholeReply, register
+from . import NO_ROUTE, ApiRequest, RequestError, Route, StreamContext, WholeReply, WireFormat, register
 
 NS = 1_000_000_000
 DONE_REASONS = {
@@ -92,9 +92,9 @@ class OllamaEncoder(EventEncoder):
         raise TypeError(f"unexpected event {event!r}")  # pragma: no cover
 
 
-class _Ollama:
+class _Ollama(WireFormat):
     content_type = "application/x-ndjson"
-    prefix = "/api/"
+    prefixes = ("/api/",)
     id_prefix = "ollama-"
     chat: bool
 
@@ -147,7 +147,7 @@ class OllamaChat(_Ollama):
     path = "/api/chat"
     chat = True
 
-    def parse_request(self, body: Any) -> ApiRequest:
+    def parse_request(self, body: Any, route: Route = NO_ROUTE) -> ApiRequest:
         model, messages, stream = self._parse(body, "messages", list)
         system, history = chat_history(messages)
         conversation = Conversation(model, stream, system, history, tool_names(body.get("tools")))
@@ -173,7 +173,7 @@ class OllamaGenerate(_Ollama):
     path = "/api/generate"
     chat = False
 
-    def parse_request(self, body: Any) -> ApiRequest:
+    def parse_request(self, body: Any, route: Route = NO_ROUTE) -> ApiRequest:
         model, prompt, stream = self._parse(body, "prompt", str)
         system = body.get("system")
         system = system if isinstance(system, str) else ""

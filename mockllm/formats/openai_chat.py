@@ -27,10 +27,13 @@ from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, Too
 from ..scenario import Scenario
 from ..sse import SSEFramer
 from . import (
+    NO_ROUTE,
     ApiRequest,
     RequestError,
+    Route,
     StreamContext,
     WholeReply,
+    WireFormat,
     register,
     tool_call_id,
 )
@@ -172,16 +175,16 @@ def usage_of(prompt_tokens: int, completion_tokens: int, *, details: bool = Fals
     return usage
 
 
-class OpenAIChat:
+class OpenAIChat(WireFormat):
     name = "openai-chat"
     path = "/v1/chat/completions"
     #: Paths under ``/v1/`` that no other format owns (``/v1/models``, ``/v1/stream``, a typo) answer
     #: errors in OpenAI's shape.
-    prefix = "/v1/"
+    prefixes = ("/v1/",)
     content_type = "text/event-stream"
     id_prefix = "chatcmpl-mockllm-"
 
-    def parse_request(self, body: Any) -> ApiRequest:
+    def parse_request(self, body: Any, route: Route = NO_ROUTE) -> ApiRequest:
         if not isinstance(body, dict):
             raise RequestError(400, "The request body must be a JSON object.", code="invalid_type")
         model = required(body, "model", str, "a string")

@@ -14,7 +14,7 @@ from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
-from . import ApiRequest, RequestError, StreamContext, WholeReply, register
+from . import NO_ROUTE, ApiRequest, RequestError, Route, StreamContext, WholeReply, register
 from .fields import json_object, optional, required, stream_flag
 from .openai_chat import OpenAIChat, stream_error, usage_of
 
@@ -64,10 +64,10 @@ class OpenAICompletions(OpenAIChat):
 
     name = "openai-completions"
     path = "/v1/completions"
-    prefix = path
+    prefixes = (path,)
     id_prefix = "cmpl-mockllm-"
 
-    def parse_request(self, body: Any) -> ApiRequest:
+    def parse_request(self, body: Any, route: Route = NO_ROUTE) -> ApiRequest:
         body = json_object(body)
         model = required(body, "model", str, "a string")
         prompt = required(body, "prompt", str | list, "a string or an array")

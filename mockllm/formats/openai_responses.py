@@ -19,7 +19,7 @@ from ..encoder import EventEncoder, Payloads, dumps
 from ..events import Done, Finish, Payload, StreamError, Token, ToolCallEnd, ToolCallStart
 from ..scenario import Scenario
 from ..sse import SSEFramer
-from . import ApiRequest, StreamContext, WholeReply, register, tool_call_id
+from . import NO_ROUTE, ApiRequest, Route, StreamContext, WholeReply, register, tool_call_id
 from .fields import json_object, optional, required, stream_flag
 from .openai_chat import OpenAIChat
 
@@ -212,10 +212,10 @@ class OpenAIResponses(OpenAIChat):
 
     name = "openai-responses"
     path = "/v1/responses"
-    prefix = path
+    prefixes = (path,)
     id_prefix = "resp_mockllm_"
 
-    def parse_request(self, body: Any) -> ApiRequest:
+    def parse_request(self, body: Any, route: Route = NO_ROUTE) -> ApiRequest:
         body = json_object(body)
         model = required(body, "model", str, "a string")
         given = required(body, "input", str | list, "a string or an array")
