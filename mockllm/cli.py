@@ -226,6 +226,7 @@ def _config(params: dict[str, Any]) -> ServeConfig:
 
 def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
     from .server import resolve_scenarios
+    from .service import BASE_URLS
 
     if quiet:  # the one line scripts and tests read
         click.echo(f"Listening on {url}")
@@ -237,8 +238,8 @@ def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
     workers = f" from {config.workers} processes" if config.workers > 1 else ""
     click.echo(f"mockllm {__version__} serving {len(loaded)} scenario(s){workers}: {names}")
     click.echo(f"  default scenario: {loaded[0].name}")
-    click.echo(f"  OpenAI base URL:  {url}/v1")
-    click.echo(f"  Anthropic / Ollama base URL: {url}")
+    for name, api, suffix in BASE_URLS:
+        click.echo(f"  {api + ' base URL:':<24}{url}{suffix}  (${name})")
     click.echo(f"Listening on {url} (Ctrl-C to stop)")
     sys.stdout.flush()
 
@@ -320,8 +321,10 @@ def exec_(command: tuple[str, ...], **params: Any) -> None:
     """Start a server, run COMMAND with its URLs in the environment, stop, exit with COMMAND's status.
 
     \b
-    COMMAND gets MOCKLLM_URL, OPENAI_BASE_URL (.../v1) and ANTHROPIC_BASE_URL, and
-    OPENAI_API_KEY / ANTHROPIC_API_KEY set to the --api-key (else a dummy), replacing any set.
+    COMMAND gets MOCKLLM_URL and each SDK's base URL variable (OPENAI_BASE_URL as .../v1,
+    ANTHROPIC_BASE_URL, OLLAMA_HOST, AZURE_OPENAI_ENDPOINT), and OPENAI_API_KEY /
+    ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY set to the --api-key (else a dummy), replacing any
+    set; OPENAI_API_VERSION is set if it is not.
     Example: mockllm exec --scenario scenarios/ -- npm test
     """
     from .errors import MockLLMError, ScenarioError

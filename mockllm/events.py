@@ -66,6 +66,8 @@ class Finish:
     reason: str
     completion_tokens: int
     first: bool = False  # no token was sent before: this event opens the reply
+    #: (category, severity) when a content filter stopped the reply (``content_filter`` fault)
+    filtered: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,6 +303,33 @@ class Split(Fault):
         return iter(())
 
 
+@register("content_filter")
+@dataclass(frozen=True)
+class ContentFilter(Fault):
+    """A content filter stops the reply before this token: no more tokens, and the finish says
+    why in the format's terms (OpenAI ``content_filter``, Azure's ``content_filter_results`` with
+    the category filtered, Anthropic ``refusal``, Gemini ``SAFETY``)."""
+
+    category: str = "violence"
+    severity: str = "high"
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> ContentFilter:
+        return cls(at=at, category=spec["content_filter"], severity=spec.get("severity", "high"))
+
+    @property
+    def ends_stream(self) -> bool:
+        return True  # the reply: no fault after this one fires
+
+    def max_steps(self) -> float:
+        return 0
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        cursor.filtered = (self.category, self.severity)
+        cursor.skip = True
+        return iter(())
+
+
 def action_of(spec: Mapping[str, Any]) -> list[str]:
     """The action keys present in a fault item (exactly one is valid)."""
     return [key for key in FAULTS if key in spec]

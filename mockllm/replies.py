@@ -20,7 +20,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from . import resume
 from .calls import FAULT_STATUS, Call
-from .events import Close, Fragment, Hang, Preamble, Step, StreamError, Token, ToolCallEnd
+from .events import Close, Finish, Fragment, Hang, Preamble, Step, StreamError, Token, ToolCallEnd
 from .formats import ApiRequest, RequestError, StreamContext, StreamEncoder, WholeReply, WireFormat
 from .formats.fields import read_body
 from .guards import api_key, error_response
@@ -288,6 +288,7 @@ async def whole(reply: Reply) -> web.StreamResponse:
     tokens = 0
     tool_calls: list[ToolCall] = []
     finish = scenario.finish_reason
+    filtered: tuple[str, str] | None = None
     end: StreamError | Hang | Close | None = None
     deadline = 0.0
     for step in build_timeline(scenario, time_scale=state.time_scale, streaming=False):
@@ -301,6 +302,8 @@ async def whole(reply: Reply) -> web.StreamResponse:
                 text.append(event.text)
         elif isinstance(event, ToolCallEnd):
             tool_calls.append(ToolCall(event.name, event.arguments, event.id))
+        elif isinstance(event, Finish):
+            finish, filtered = event.reason, event.filtered
         elif isinstance(event, StreamError | Hang):
             end = event
             break
@@ -323,7 +326,7 @@ async def whole(reply: Reply) -> web.StreamResponse:
         if end.mode != "eof":
             await ResponseSink(request, web.StreamResponse()).close(end.mode)
             return web.Response(status=500)  # never reaches the client: its connection is gone
-    whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls))
+    whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls), filtered)
     body = fmt.response_body(reply.api_request, reply.context, whole)
     headers = {HEADER: header_value(scenario.name), **dict(scenario.headers)}
     return web.json_response(body, dumps=dumps, headers=headers)

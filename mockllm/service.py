@@ -39,7 +39,15 @@ log = logging.getLogger("mockllm")
 #: The API keys a wrapped command gets: the server's ``--api-key``, else a dummy. Always replaced,
 #: so a real key in the environment is never sent to the mock (nor left empty, as CI leaves a
 #: missing secret, which the SDKs refuse as "missing credentials").
-KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
+#: The base URLs ``mockllm exec`` exports and the banner shows: (variable the SDK reads, the API,
+#: what follows the server's URL).
+BASE_URLS = (
+    ("OPENAI_BASE_URL", "OpenAI", "/v1"),
+    ("ANTHROPIC_BASE_URL", "Anthropic", ""),
+    ("OLLAMA_HOST", "Ollama", ""),
+    ("AZURE_OPENAI_ENDPOINT", "Azure OpenAI", ""),
+)
 DUMMY_KEY = "mockllm-dummy-key"
 
 
@@ -287,7 +295,9 @@ def exec_command(config: ServeConfig, argv: Sequence[str], verdict: VerdictConfi
         url = server.url
         if config.url_file is not None:
             write_url_file(config.url_file, url)
-        env = {**os.environ, "MOCKLLM_URL": url, "OPENAI_BASE_URL": f"{url}/v1", "ANTHROPIC_BASE_URL": url}
+        env = {**os.environ, "MOCKLLM_URL": url}
+        env.update((name, url + suffix) for name, _, suffix in BASE_URLS)
+        env.setdefault("OPENAI_API_VERSION", "2024-10-21")  # AzureOpenAI() needs one
         for key in KEYS:
             env[key] = config.api_key or DUMMY_KEY
         try:

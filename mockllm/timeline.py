@@ -49,6 +49,12 @@ class Cursor:
     skip: bool = False  # do not send ``next`` (``replace: true``)
     cut: Cut | None = None  # send ``next`` in two parts ("half": its head was already written)
     streaming: bool = True  # False for a non-streaming response: no keep-alives, no byte games
+    #: (category, severity): a content filter stops the reply here; the finish says so
+    filtered: tuple[str, str] | None = None
+
+    def stopped(self) -> bool:
+        """A content filter stopped the reply: the finish comes next."""
+        return self.filtered is not None
 
 
 #: Timelines longer than this (or endless ones) are not cached: each stream produces its own steps
@@ -113,6 +119,8 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
     index = 0
     # Walked group by group, never copied: a long reply costs a stream the step it is at.
     for tool, group in scenario.token_groups():
+        if cursor.stopped():
+            break
         last = len(group) - 1
         for position, text in enumerate(group):
             if index:
@@ -123,6 +131,8 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
                 yield from _fire(faults, cursor, time_scale)
                 if cursor.ended:
                     return
+                if cursor.stopped():
+                    break
             else:
                 cursor.skip, cursor.cut = False, None
             if tool is not None and position == 0:
@@ -138,10 +148,14 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
                 yield Step(cursor.time, ToolCallEnd(tool, call.id, call.name, call.arguments))
             index += 1
 
-    cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
-    yield from _fire(by_index.get(None, []), cursor, time_scale)
-    if cursor.ended:
-        return
+    if not cursor.stopped():
+        cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
+        yield from _fire(by_index.get(None, []), cursor, time_scale)
+        if cursor.ended:
+            return
+    if cursor.filtered is not None:  # set by a fault in the loop or at the end
+        cursor.next = Finish("content_filter", sent, first=sent == 0, filtered=cursor.filtered)
+        cursor.skip, cursor.cut = False, None
     yield from _send(cursor)
     if scenario.done:
         yield Step(cursor.time, Done())

@@ -40,8 +40,8 @@ def _openai(base_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=READ_TIMEOUT)
 
 
-def openai_chat(base_url: str, name: str) -> Seen:
-    client = _openai(base_url)
+def openai_chat(base_url: str, name: str, client: openai.OpenAI | None = None) -> Seen:
+    client = client or _openai(base_url)
 
     def read(parts: list[str]) -> None:
         with client:
@@ -52,8 +52,8 @@ def openai_chat(base_url: str, name: str) -> Seen:
     return _guard(read)
 
 
-def openai_completions(base_url: str, name: str) -> Seen:
-    client = _openai(base_url)
+def openai_completions(base_url: str, name: str, client: openai.OpenAI | None = None) -> Seen:
+    client = client or _openai(base_url)
 
     def read(parts: list[str]) -> None:
         with client:
@@ -62,6 +62,29 @@ def openai_completions(base_url: str, name: str) -> Seen:
                     parts.append(chunk.choices[0].text)
 
     return _guard(read)
+
+
+AZURE_API_VERSION = "2024-10-21"
+
+
+def _azure(base_url: str) -> openai.AzureOpenAI:
+    return openai.AzureOpenAI(
+        azure_endpoint=base_url,
+        api_key="x",
+        api_version=AZURE_API_VERSION,
+        max_retries=0,
+        timeout=READ_TIMEOUT,
+    )
+
+
+def azure_chat(base_url: str, name: str) -> Seen:
+    """``AzureOpenAI`` with the scenario as the deployment (``model`` becomes the path's); the
+    reader skips Azure's first chunk, which has no choices, as it skips the usage chunk."""
+    return openai_chat(base_url, name, _azure(base_url))
+
+
+def azure_completions(base_url: str, name: str) -> Seen:
+    return openai_completions(base_url, name, _azure(base_url))
 
 
 def openai_responses(base_url: str, name: str) -> Seen:
@@ -106,4 +129,6 @@ READERS: dict[str, Callable[[str, str], Seen]] = {
     "openai-responses": openai_responses,
     "anthropic": anthropic_messages,
     "ollama-chat": ollama_chat,
+    "azure-chat": azure_chat,
+    "azure-completions": azure_completions,
 }

@@ -144,8 +144,8 @@ faults:
     assert problems(tmp_path, text) == [
         "s.yaml:3:10: faults[0].at: 9 is beyond the reply: the last token is at 4; use 'end' for after it",
         "s.yaml:5:5: faults[2]: cuts the same token as faults[1]",
-        "s.yaml:6:5: faults[3]: needs exactly one of stall, malformed, disconnect, error_event, split (found: none)",
-        "s.yaml:8:5: faults[5]: needs exactly one of stall, malformed, disconnect, error_event, split (found: stall, malformed)",
+        "s.yaml:6:5: faults[3]: needs exactly one of stall, malformed, disconnect, error_event, split, content_filter (found: none)",
+        "s.yaml:8:5: faults[5]: needs exactly one of stall, malformed, disconnect, error_event, split, content_filter (found: stall, malformed)",
         "s.yaml:9:5: faults[6]: never fires: faults[4] ends the stream before it",
         "s.yaml:10:52: faults[7].keepalive: cannot be combined with mid_event: it would land inside the event",
     ]

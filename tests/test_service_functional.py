@@ -74,6 +74,25 @@ def test_exec_runs_an_sdk_script_and_passes_its_status_on(tmp_path: Path, status
     assert key == "mockllm-dummy-key"
 
 
+EVERY_SDK_SCRIPT = """
+import ollama, openai
+messages = [{"role": "user", "content": "hi"}]
+print(openai.AzureOpenAI().chat.completions.create(model="slow", messages=messages).choices[0].message.content[:3])
+print(ollama.Client().chat(model="slow", messages=messages, stream=False).message.content[:3])
+"""
+
+
+def test_exec_points_the_azure_and_ollama_sdks_at_the_server_too(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(EVERY_SDK_SCRIPT)
+    unset = ("OLLAMA_HOST", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "OPENAI_API_VERSION")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    args = ("--scenario", str(SCENARIOS / "slow.yaml"), "--time-scale", "0", "-q")
+    result = mockllm("exec", *args, "--", sys.executable, str(script), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["生成式", "生成式"]
+
+
 @pytest.mark.parametrize("real", ["sk-real-secret-0123456789", ""])
 def test_exec_replaces_a_real_or_empty_key_and_works_with_curl(real: str) -> None:
     # A real key must never reach the mock (its call log would show it); an empty one (a CI

@@ -107,6 +107,8 @@ class WholeReply:
     finish_reason: str
     completion_tokens: int
     tool_calls: tuple[ToolCall, ...] = ()
+    #: (category, severity) when a content filter stopped the reply
+    filtered: tuple[str, str] | None = None
 
 
 class WireFormat:
@@ -231,6 +233,7 @@ def tool_call_id(prefix: str, index: int) -> str:
 
 # Each module registers itself; the order is the order of the README's endpoint table.
 from . import anthropic as _anthropic  # noqa: E402
+from . import azure as _azure  # noqa: E402
 from . import ollama as _ollama  # noqa: E402
 from . import openai_chat as _openai_chat  # noqa: E402
 from . import openai_completions as _openai_completions  # noqa: E402
@@ -251,4 +254,4 @@ __all__ = [
     "serving",
     "tool_call_id",
 ]
-del _anthropic, _ollama, _openai_chat, _openai_completions, _openai_responses
+del _anthropic, _azure, _ollama, _openai_chat, _openai_completions, _openai_responses

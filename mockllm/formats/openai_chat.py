@@ -89,7 +89,9 @@ class OpenAIChatEncoder(EventEncoder):
         choice = head + ',"choices":[{"index":0,"delta":{'
         self._choice = choice.encode()
         self._content = (choice + '"content":').encode()
-        self._content_end = ('},"logprobs":null,"finish_reason":null}]' + self._usage_null + "}").encode()
+        self._content_end = (
+            '},"logprobs":null,"finish_reason":null' + self.choice_extra + "}]" + self._usage_null + "}"
+        ).encode()
         # The real API opens with a chunk of its own carrying the role; the compact shape puts
         # the role on the first content chunk, so every token is exactly one event.
         self._role = self._choice + b'"role":"assistant","content":"","refusal":null' + self._content_end
@@ -98,11 +100,23 @@ class OpenAIChatEncoder(EventEncoder):
         if frame is not None:  # text tokens: one join (see EventEncoder.encode)
             before, after = frame
             first = before + self._role + after + before + self._content if self.full else None
+            opening = b"".join(before + data + after for _, data in self.opening())
             self._text_frame = (
-                first or before + self._role_content,
+                opening + (first or before + self._role_content),
                 before + self._content,
                 self._content_end + after,
             )
+
+    #: JSON members every choice object ends with (Azure's ``content_filter_results``).
+    choice_extra = ""
+
+    def opening(self) -> Payloads:
+        """Events sent before the first event of the reply (Azure's prompt filter chunk)."""
+        return []
+
+    def finish_extra(self, filtered: tuple[str, str] | None) -> str:
+        """JSON members the finish chunk's choice ends with."""
+        return ""
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         return self._choice + dumps(delta)[1:-1].encode() + self._content_end
@@ -111,9 +125,15 @@ class OpenAIChatEncoder(EventEncoder):
         match event:
             case Token(text=text, first=first, tool=None):
                 if first and self.full:
-                    return [(None, self._role), (None, self._content + json_string(text) + self._content_end)]
+                    return [
+                        *self.opening(),
+                        (None, self._role),
+                        (None, self._content + json_string(text) + self._content_end),
+                    ]
                 prefix = self._role_content if first else self._content
-                return [(None, prefix + json_string(text) + self._content_end)]
+                out = self.opening() if first else []
+                out.append((None, prefix + json_string(text) + self._content_end))
+                return out
             case Token(text=text, tool=tool):
                 fragment = {"index": tool, "function": {"arguments": text}}
                 return [(None, self._delta({"tool_calls": [fragment]}))]
@@ -128,16 +148,18 @@ class OpenAIChatEncoder(EventEncoder):
                 opening["tool_calls"] = [call]
                 if first and self.full:
                     opening["refusal"] = None
-                return [(None, self._delta(opening))]
+                return [*(self.opening() if first else []), (None, self._delta(opening))]
             case ToolCallEnd():
                 return []
-            case Finish(reason=reason, completion_tokens=tokens, first=first):
+            case Finish(reason=reason, completion_tokens=tokens, first=first, filtered=filtered):
                 delta = '{"role":"assistant","content":""}' if first and not self.full else "{}"
                 finish = (
                     f'{self._head},"choices":[{{"index":0,"delta":{delta},"logprobs":null,'
-                    f'"finish_reason":{dumps(reason)}}}]{self._usage_null}}}'
+                    f'"finish_reason":{dumps(reason)}{self.finish_extra(filtered)}}}]{self._usage_null}}}'
                 )
-                out: Payloads = [(None, self._role)] if first and self.full else []
+                out = self.opening() if first else []
+                if first and self.full:
+                    out.append((None, self._role))
                 out.append((None, finish.encode()))
                 if self.include_usage:
                     usage = dumps(usage_of(self.prompt_tokens, tokens, details=self.full))
