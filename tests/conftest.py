@@ -14,6 +14,24 @@ from .served import Served
 
 pytest_plugins = ["pytester"]
 
+
+def _import_the_transports() -> None:
+    """Make one client of each SDK now, which imports its HTTP transport (httpcore2, httpcore).
+    Pytester's in-process runs drop every module first imported inside them; a transport first
+    imported there would be imported again afterwards, and the SDK, still holding the old one's
+    exception classes, would let the new one's errors through unwrapped (a later test sees
+    ``httpcore2.ReadError`` where the SDK raises ``APIConnectionError``)."""
+    import anthropic
+    import ollama
+    import openai
+
+    openai.OpenAI(api_key="x", base_url="http://127.0.0.1:9").close()
+    anthropic.Anthropic(api_key="x", base_url="http://127.0.0.1:9").close()
+    ollama.Client(host="http://127.0.0.1:9")
+
+
+_import_the_transports()
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
