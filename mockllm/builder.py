@@ -20,6 +20,7 @@ cutting one token, ...).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -29,7 +30,7 @@ from typing import Any
 
 from .duration import parse_duration
 from .errors import Problem, show
-from .faults import FAULTS, Fault, SpecError, action_of
+from .faults import AT_PHASES, FAULTS, PHASE_ORDER, Fault, SpecError, action_of
 from .match import compile_match
 from .scenario import Chaos, ChaosOption, Limits, Scenario, Timing, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
@@ -418,7 +419,8 @@ def _faults(
             report(here, f"needs exactly one of {', '.join(FAULTS)} (found: {found})")
             ok = False
             continue
-        at = None if spec["at"] == "end" else spec["at"]
+        phase = AT_PHASES.get(spec["at"], "reply") if isinstance(spec["at"], str) else "reply"
+        at = None if isinstance(spec["at"], str) else spec["at"]
         if at is not None and at >= len(tokens):
             last = f"the last token is at {len(tokens) - 1}" if tokens else "the reply has no tokens"
             report((*here, "at"), f"{at} is beyond the reply: {last}; use 'end' for after it")
@@ -430,23 +432,28 @@ def _faults(
             report(here + tuple(exc.key.split(".")), str(exc))
             ok = False
             continue
-        for key, message in fault.check(tokens):
+        if phase != "reply":
+            fault = dataclasses.replace(fault, phase=phase)
+        for key, message in fault.placed() or fault.check(tokens):
             report(here + tuple(key.split(".")), message)
             ok = False
         built.append((index, fault))
 
-    def position(item: tuple[int, Fault]) -> tuple[float, int]:
+    def position(item: tuple[int, Fault]) -> tuple[int, float, int]:
         index, fault = item
-        return (float("inf") if fault.at is None else fault.at, index)
+        rank = PHASE_ORDER.index(fault.phase)
+        return (rank, float("inf") if fault.at is None else fault.at, index)
 
     ordered = sorted(built, key=position)
     for (first_index, first), (index, fault) in itertools.pairwise(ordered):
-        if first.at == fault.at and first.cuts and fault.cuts:
+        if (first.at, first.phase) == (fault.at, fault.phase) and first.cuts and fault.cuts:
             report(("faults", index), f"cuts the same token as faults[{first_index}]")
             ok = False
     ender = next(((i, f) for i, f in ordered if f.ends_stream), None)
     if ender is not None:
-        for index, _ in ordered[ordered.index(ender) + 1 :]:
+        for index, later in ordered[ordered.index(ender) + 1 :]:
+            if ender[1].key == "content_filter" and later.phase != "reply":
+                continue  # it stops the reply; the finish and what follows it still go out
             report(("faults", index), f"never fires: faults[{ender[0]}] ends the stream before it")
             ok = False
     forever = any(f.ends_stream and f.key == "stall" for _, f in built)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from .events import (
     Close,
+    Comment,
     Done,
     Event,
     Finish,
@@ -83,6 +84,11 @@ class Framer(Protocol):
     @property
     def event_ids(self) -> bool: ...
 
+    @property
+    def uniform(self) -> bool:
+        """Every event's data is framed by the same bytes before and after it."""
+        ...
+
 
 class EventEncoder(ABC):
     def __init__(self, framer: Framer) -> None:
@@ -108,7 +114,7 @@ class EventEncoder(ABC):
         """What the framer writes before and after the data of an event (named ``name``), when
         that is the same for every event (no ``id:`` counter), else None. A format uses it to send
         its most frequent event, a text token, with one concatenation instead of the general path."""
-        if self.framer.event_ids:
+        if not self.framer.uniform:
             return None
         head, tail = self.framer.event(_SLOT, name=name).split(_SLOT)
         return head, tail
@@ -130,6 +136,9 @@ class EventEncoder(ABC):
                 return self.framer.preamble()
             case KeepAlive(line=line):
                 return self.natural_keepalive() if line is None else self.framer.keepalive(line)
+            case Comment(text=text, inside=inside):
+                line = ": " + text
+                return (line.encode() + self.framer.eol) if inside else self.framer.keepalive(line)
             case Malformed():
                 return self.malformed(event)
             case Fragment():
@@ -186,6 +195,8 @@ def cut_point(data: bytes, cut: str | int) -> int:
     """Where to cut ``data``: in the middle, just after the lead byte of its first multi-byte
     UTF-8 character (lead bytes are 0xC2-0xF4; continuation bytes are 0x80-0xBF), or at a byte
     offset (negative: from the end), kept inside so that both parts have a byte."""
+    if cut == "open":  # all but the last line ending: the event's last line, never its end
+        return len(data) - (2 if data.endswith(b"\r\n") else 1) if len(data) > 1 else len(data)
     if isinstance(cut, int):
         return min(max(1, cut if cut > 0 else len(data) + cut), len(data) - 1) if len(data) > 1 else 1
     if cut == "utf8":

@@ -16,8 +16,9 @@ from typing import Literal, TypeAlias
 CloseMode = Literal["eof", "fin", "reset"]
 Part = Literal["head", "tail"]
 #: Where an event's bytes are cut: the middle, after the lead byte of its first multi-byte
-#: character, or at a byte offset (negative: from the end).
-Cut = Literal["half", "utf8"] | int
+#: character, before its closing line ending (``open``: the event is never closed), or at a
+#: byte offset (negative: from the end).
+Cut = Literal["half", "utf8", "open"] | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,15 @@ class KeepAlive:
 
 
 @dataclass(frozen=True, slots=True)
+class Comment:
+    """An SSE comment line ``: text``: a block of its own (a blank line after it), or
+    (``inside``) a line of the next event's block."""
+
+    text: str
+    inside: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Malformed:
     """A malformed line before ``next`` (the event it imitates or precedes)."""
 
@@ -139,6 +149,7 @@ Event: TypeAlias = (
     | Finish
     | Done
     | KeepAlive
+    | Comment
     | Malformed
     | StreamError
     | Fragment

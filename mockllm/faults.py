@@ -18,14 +18,18 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
 
 from .duration import parse_duration
-from .events import Close, Fragment, Hang, KeepAlive, Malformed, Step, StreamError
+from .events import Close, Comment, Fragment, Hang, KeepAlive, Malformed, Step, StreamError
 from .timeline import Cursor
 
 FaultT = TypeVar("FaultT", bound="type[Fault]")
+Phase = Literal["reply", "finish", "done"]
+#: The ``at`` values past the reply's tokens and the phase each names.
+AT_PHASES: dict[str, Phase] = {"end": "reply", "after-finish": "finish", "after-done": "done"}
+PHASE_ORDER: tuple[Phase, ...] = ("reply", "finish", "done")
 
 
 class SpecError(ValueError):
@@ -56,6 +60,9 @@ class Fault(ABC):
     key: ClassVar[str]
 
     at: int | None
+    #: ``reply``: before token ``at`` (or, ``at`` None, after the last token, before the finish);
+    #: ``finish``: after the finish, before the end sentinel (``[DONE]``); ``done``: after it.
+    phase: Phase = field(default="reply", kw_only=True)
 
     @classmethod
     @abstractmethod
@@ -84,6 +91,12 @@ class Fault(ABC):
     def cuts(self) -> bool:
         """The fault splits its token's bytes; two such faults cannot share a token."""
         return False
+
+    def placed(self) -> list[tuple[str, str]]:
+        """Problems of where the fault is (its ``phase``), as :meth:`check` reports them."""
+        if self.cuts and self.phase == "done":
+            return [("at", f"{self.key} needs an event to cut: after-done has none")]
+        return []
 
 
 @register("stall")
@@ -285,8 +298,13 @@ class Split(Fault):
         return cls(at=at, byte=value["byte"] if isinstance(value, Mapping) else None)
 
     def check(self, tokens: tuple[str, ...]) -> list[tuple[str, str]]:
+        if self.phase == "finish" and self.byte is not None:
+            return []  # cuts the end sentinel
         if self.at is None:
-            return [("at", "split needs a token to cut: 'end' has none")]
+            where = {"reply": "'end'", "finish": "after-finish (but {byte: N} can cut it)"}.get(
+                self.phase, "after-done"
+            )
+            return [("at", f"split needs a token to cut: {where} has none")]
         if self.byte is not None:
             return (
                 [("split.byte", "must not be 0: 1 cuts after the first byte, -1 before the last")]
@@ -324,9 +342,56 @@ class ContentFilter(Fault):
     def max_steps(self) -> float:
         return 0
 
+    def placed(self) -> list[tuple[str, str]]:
+        if self.phase != "reply":
+            return [("at", "content_filter stops the reply: it must come before the finish")]
+        return []
+
     def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
         cursor.filtered = (self.category, self.severity)
         cursor.skip = True
+        return iter(())
+
+
+@register("comment")
+@dataclass(frozen=True)
+class CommentLine(Fault):
+    """An SSE comment, ``: text``: a block of its own, or (``inside: true``) a line inside the
+    next event's block (before its fields). NDJSON has no comments: there it is a line that is
+    not JSON."""
+
+    text: str
+    inside: bool = False
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> CommentLine:
+        return cls(at=at, text=spec["comment"], inside=bool(spec.get("inside", False)))
+
+    def placed(self) -> list[tuple[str, str]]:
+        if self.inside and self.phase == "done":
+            return [("inside", "after-done there is no next event to be inside")]
+        return []
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        yield Step(cursor.time, Comment(self.text, self.inside))
+
+
+@register("unterminated")
+@dataclass(frozen=True)
+class Unterminated(Fault):
+    """The next event without its closing line ending: an SSE event never dispatched (its blank
+    line missing, so the next event's fields join it), an NDJSON line without its newline."""
+
+    @property
+    def cuts(self) -> bool:
+        return True
+
+    @classmethod
+    def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> Unterminated:
+        return cls(at=at)
+
+    def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
+        cursor.cut = "open"
         return iter(())
 
 

@@ -19,6 +19,10 @@ class NDJSONFramer:
     def event_ids(self) -> bool:
         return False
 
+    @property
+    def uniform(self) -> bool:
+        return True
+
     def event(self, data: bytes, *, name: str | None = None, id: int | None = None) -> bytes:
         return data + self.eol
 

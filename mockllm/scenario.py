@@ -72,6 +72,8 @@ class Wire:
     flush: Literal["due", "event"] = "due"
     #: ``full``: each format's chunks as the real API sends them; ``compact``: OpenAI chat's shorter shape.
     chunks: Literal["full", "compact"] = "full"
+    #: JSON data pretty-printed over several ``data:`` lines (SSE joins them with ``\n``).
+    multiline_data: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ real clients.
 
 from __future__ import annotations
 
+import json
+
 from .scenario import Wire
 
 LINE_ENDINGS = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
@@ -28,6 +30,10 @@ class SSEFramer:
     def event_ids(self) -> bool:
         return self.wire.event_ids
 
+    @property
+    def uniform(self) -> bool:
+        return not (self.wire.event_ids or self.wire.multiline_data)
+
     def field(self, name: bytes, value: bytes) -> bytes:
         return name + self.sep + value + self.eol
 
@@ -37,6 +43,8 @@ class SSEFramer:
             out += self.field(b"event", name.encode())
         if id is not None:
             out += self.field(b"id", str(id).encode())
+        if self.wire.multiline_data:
+            return out + b"".join(self.field(b"data", line) for line in _lines(data)) + self.eol
         return out + self.field(b"data", data) + self.eol
 
     def misframed(self, data: bytes) -> bytes:
@@ -59,3 +67,15 @@ class SSEFramer:
         if line is None:
             line = COMMENT_KEEPALIVE
         return line.encode() + self.eol + self.eol if line else self.eol
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """JSON ``data`` pretty-printed, one ``data:`` line per line (a parser joins them with ``\n``,
+    which JSON reads as whitespace); anything else, one line."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return [data]
+    if not isinstance(value, dict | list):
+        return [data]
+    return json.dumps(value, indent=1, ensure_ascii=False).encode().split(b"\n")

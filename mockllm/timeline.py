@@ -109,9 +109,10 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
             base += rng.uniform(-timing.jitter, timing.jitter)
         return max(base, 0.0) * time_scale
 
-    by_index: defaultdict[int | None, list[Fault]] = defaultdict(list)
+    # A token's index, None for ``at: end``, or the phase after the reply (``finish``, ``done``).
+    by_index: defaultdict[int | str | None, list[Fault]] = defaultdict(list)
     for fault in scenario.faults:
-        by_index[fault.at].append(fault)
+        by_index[fault.at if fault.phase == "reply" else fault.phase].append(fault)
 
     yield Step(0.0, Preamble())
     sent = 0
@@ -157,9 +158,17 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
         cursor.next = Finish("content_filter", sent, first=sent == 0, filtered=cursor.filtered)
         cursor.skip, cursor.cut = False, None
     yield from _send(cursor)
-    if scenario.done:
-        yield Step(cursor.time, Done())
-    yield Step(cursor.time, Close("eof", "completed"))
+    end = Close("eof", "completed")
+    # After the finish: the end sentinel, then the end; faults ``at: after-finish`` fire before
+    # the sentinel (and may cut it), ``at: after-done`` after it.
+    for phase, event in (("finish", Done() if scenario.done else None), ("done", None)):
+        cursor.next = event or end
+        yield from _fire(by_index.get(phase, []), cursor, time_scale)
+        if cursor.ended:
+            return
+        if event is not None:
+            yield from _send(cursor)
+    yield Step(cursor.time, end)
 
 
 def _fire(faults: list[Fault], cursor: Cursor, time_scale: float) -> Iterator[Step]:
@@ -178,6 +187,8 @@ def _send(cursor: Cursor) -> Iterator[Step]:
         return
     if cursor.cut == "half":  # a stall with ``mid_event`` already wrote the head
         yield Step(time, Fragment(event, "tail", "half"))
+    elif cursor.cut == "open":  # ``unterminated``: all but its closing line ending, ever
+        yield Step(time, Fragment(event, "head", "open"))
     elif cursor.cut is not None:  # a split: at a UTF-8 character or at a byte
         yield Step(time, Fragment(event, "head", cursor.cut))
         yield Step(time + SPLIT_GAP, Fragment(event, "tail", cursor.cut))

@@ -119,7 +119,7 @@ sequence:
         "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed, tokens_per_second); "
         "did you mean 'jitter'?",
         "s.yaml:9:25: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?",
-        "s.yaml:10:10: faults[1].at: must be a token index (0, 1, ...) or 'end', not 'x'",
+        "s.yaml:10:10: faults[1].at: must be a token index (0, 1, ...), 'end', 'after-finish' or 'after-done', not 'x'",
         "s.yaml:11:20: faults[2].stall: 'soon' is not a duration (e.g. 100ms, 1.5s, 2m) or 'forever'",
         "s.yaml:12:13: faults[3].keepalive: only goes with 'stall'",
         "s.yaml:13:17: wire.framing: 'chunky' is not one of chunked, close-delimited, content-length; did you mean 'chunked'?",
@@ -144,8 +144,8 @@ faults:
     assert problems(tmp_path, text) == [
         "s.yaml:3:10: faults[0].at: 9 is beyond the reply: the last token is at 4; use 'end' for after it",
         "s.yaml:5:5: faults[2]: cuts the same token as faults[1]",
-        "s.yaml:6:5: faults[3]: needs exactly one of stall, malformed, disconnect, error_event, split, content_filter (found: none)",
-        "s.yaml:8:5: faults[5]: needs exactly one of stall, malformed, disconnect, error_event, split, content_filter (found: stall, malformed)",
+        "s.yaml:6:5: faults[3]: needs exactly one of stall, malformed, disconnect, error_event, split, content_filter, comment, unterminated (found: none)",
+        "s.yaml:8:5: faults[5]: needs exactly one of stall, malformed, disconnect, error_event, split, content_filter, comment, unterminated (found: stall, malformed)",
         "s.yaml:9:5: faults[6]: never fires: faults[4] ends the stream before it",
         "s.yaml:10:52: faults[7].keepalive: cannot be combined with mid_event: it would land inside the event",
     ]
