@@ -31,8 +31,9 @@ from typing import Any
 from .duration import parse_duration
 from .errors import Problem, show
 from .faults import AT_PHASES, FAULTS, PHASE_ORDER, Fault, SpecError, action_of
+from .latency import build_timing
 from .match import compile_match
-from .scenario import Chaos, ChaosOption, Limits, Scenario, Timing, ToolCall, Wire, split_tokens
+from .scenario import Chaos, ChaosOption, Limits, Scenario, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
 from .template import BUILT_IN, group_names, unknown
 from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
@@ -238,10 +239,8 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
     tool_calls = _tool_calls(data.get("tool_calls", []), report)
     if tool_calls is None:
         return None
-    timing = data.get("timing", {})
-    first = timing.get("first_token", 0)
-    if "tokens_per_second" in timing and "per_token" in timing:
-        report(("timing", "tokens_per_second"), "says what per_token says: give one of them")
+    timing = build_timing(data.get("timing", {}), report)
+    if timing is None:
         return None
     wire = data.get("wire", {})
     stream_tokens = tokens + tuple(f for call in tool_calls for f in call.fragments(mode))
@@ -263,17 +262,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         model=data.get("model"),
         finish_reason=data.get("finish_reason", "tool_calls" if tool_calls else "stop"),
         done=data.get("done", True),
-        timing=Timing(
-            first_token=parse_duration(first.get("base", 0) if isinstance(first, Mapping) else first),
-            per_token=1 / timing["tokens_per_second"]
-            if "tokens_per_second" in timing
-            else parse_duration(timing.get("per_token", 0)),
-            per_prompt_token=parse_duration(first.get("per_prompt_token", 0))
-            if isinstance(first, Mapping)
-            else 0.0,
-            jitter=parse_duration(timing.get("jitter", 0)),
-            seed=timing.get("seed", 0),
-        ),
+        timing=timing,
         faults=faults,
         status=data.get("status"),
         headers=tuple((str(k), str(v)) for k, v in data.get("headers", {}).items()),
@@ -295,7 +284,9 @@ def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
             durations += [
                 (("timing", key, part), value[part]) for part in ("base", "per_prompt_token") if part in value
             ]
-        elif key not in ("seed", "tokens_per_second"):
+        elif key == "clamp":
+            durations += [(("timing", key, part), value[part]) for part in ("min", "max") if part in value]
+        elif key not in ("seed", "tokens_per_second", "distribution"):
             durations.append((("timing", key), value))
     for index, spec in enumerate(data.get("faults", [])):
         if spec.get("stall", "forever") != "forever":

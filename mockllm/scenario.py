@@ -6,6 +6,7 @@ from a file, a mapping or YAML text.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ class Timing:
     seed: int = 0
     #: Added to ``first_token`` per prompt token (``first_token: {base, per_prompt_token}``).
     per_prompt_token: float = 0.0
+    #: ``normal`` or ``lognormal``: per-token gaps drawn with mean ``per_token`` and ``stddev``,
+    #: clamped to ``clamp`` (:mod:`mockllm.latency`); None: every gap is ``per_token`` (± jitter).
+    distribution: Literal["normal", "lognormal"] | None = None
+    stddev: float = 0.0
+    clamp: tuple[float, float] = (0.0, math.inf)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,10 @@ it, cut it in two) or end the stream. See :mod:`mockllm.faults`.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ from .events import (
 
 if TYPE_CHECKING:
     from .faults import Fault
-    from .scenario import Scenario
+    from .scenario import Scenario, Timing
 
 #: The gap between the two writes of a ``split`` token: long enough that the two halves arrive
 #: in separate reads on loopback, short enough not to disturb the scenario's pace.
@@ -109,6 +110,8 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
             base += rng.uniform(-timing.jitter, timing.jitter)
         return max(base, 0.0) * time_scale
 
+    gap = gap_sampler(timing, rng)
+
     # A token's index, None for ``at: end``, or the phase after the reply (``finish``, ``done``).
     by_index: defaultdict[int | str | None, list[Fault]] = defaultdict(list)
     for fault in scenario.faults:
@@ -125,7 +128,7 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
         last = len(group) - 1
         for position, text in enumerate(group):
             if index:
-                cursor.time += delay(timing.per_token)
+                cursor.time += gap() * time_scale
             cursor.next = Token(index, text, first=sent == 0, tool=tool)
             faults = by_index.get(index)
             if faults:
@@ -169,6 +172,30 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
         if event is not None:
             yield from _send(cursor)
     yield Step(cursor.time, end)
+
+
+def gap_sampler(timing: Timing, rng: random.Random) -> Callable[[], float]:
+    """A function giving the next per-token gap in seconds (before the time scale)."""
+    mean, spread = timing.per_token, timing.stddev
+    low, high = timing.clamp
+    if timing.distribution is None:
+        if not timing.jitter:
+            return lambda: mean
+        jitter = timing.jitter
+        return lambda: max(mean + rng.uniform(-jitter, jitter), 0.0)
+    if timing.distribution == "normal":
+
+        def draw() -> float:
+            return rng.gauss(mean, spread)
+
+    else:  # lognormal with this mean and standard deviation
+        sigma = math.sqrt(math.log1p((spread / mean) ** 2))
+        mu = math.log(mean) - sigma * sigma / 2
+
+        def draw() -> float:
+            return rng.lognormvariate(mu, sigma)
+
+    return lambda: min(max(draw(), low, 0.0), high)
 
 
 def _fire(faults: list[Fault], cursor: Cursor, time_scale: float) -> Iterator[Step]:

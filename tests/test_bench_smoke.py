@@ -66,3 +66,15 @@ def test_selection_bench_runs_and_picks_what_it_should() -> None:
 
     figures = measure(50, 5)
     assert set(figures) == {"last matches", "none matches"}
+
+
+def test_a_latency_model_reaches_the_client() -> None:
+    """bench/latency.py, small: the one real-time check of the latency models. The gaps the client
+    sees have the scripted mean and spread, within generous bounds (the draws are exact on the
+    manual clock: test_latency.py)."""
+    from bench.latency import measure
+
+    report = measure(streams=4, tokens=60, per_token="20ms", stddev="10ms", distribution="lognormal")
+    scripted, delivered = report["scripted"], report["delivered"]
+    assert delivered["mean_ms"] == pytest.approx(scripted["mean_ms"], rel=0.25)
+    assert delivered["stdev_ms"] == pytest.approx(scripted["stdev_ms"], rel=0.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import statistics
 from typing import Any
 
 import pytest
@@ -48,3 +50,69 @@ async def test_the_first_token_waits_for_the_prompt(aiohttp_client: Any) -> None
         assert response.status == 200
         await response.read()
         assert clock.sleeps[0] - before == pytest.approx(0.1 + tokens * 0.01, abs=1e-3)
+
+
+def gaps(timing: dict[str, Any], tokens: int = 4000) -> list[float]:
+    from mockllm.events import Token
+    from mockllm.timeline import build_timeline
+
+    scenario = scenario_from_dict({"reply": ["x"] * tokens, "timing": timing})
+    times = [step.deadline for step in build_timeline(scenario) if isinstance(step.event, Token)]
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+@pytest.mark.parametrize("distribution", ["normal", "lognormal"])
+def test_drawn_gaps_have_the_scripted_mean_and_spread(distribution: str) -> None:
+    drawn = gaps({"per_token": "50ms", "distribution": distribution, "stddev": "10ms", "seed": 3})
+    assert statistics.fmean(drawn) == pytest.approx(0.050, rel=0.03)
+    assert statistics.stdev(drawn) == pytest.approx(0.010, rel=0.08)
+    assert drawn == gaps({"per_token": "50ms", "distribution": distribution, "stddev": "10ms", "seed": 3})
+    assert drawn != gaps({"per_token": "50ms", "distribution": distribution, "stddev": "10ms", "seed": 4})
+
+
+def test_lognormal_is_skewed_and_the_clamp_holds() -> None:
+    drawn = gaps({"per_token": "40ms", "distribution": "lognormal", "stddev": "40ms"})
+    assert statistics.median(drawn) < statistics.fmean(drawn)  # a long tail to the right
+    clamped = gaps(
+        {
+            "per_token": "40ms",
+            "distribution": "normal",
+            "stddev": "40ms",
+            "clamp": {"min": "10ms", "max": "60ms"},
+        }
+    )
+    assert min(clamped) == pytest.approx(0.010)
+    assert max(clamped) == pytest.approx(0.060)
+    assert min(gaps({"per_token": "10ms", "distribution": "normal", "stddev": "30ms"})) >= 0  # never negative
+
+
+@pytest.mark.parametrize(
+    ("timing", "problem"),
+    [
+        (
+            "{per_token: 10ms, distribution: normal}",
+            "timing.distribution: only goes with 'stddev'",
+        ),
+        ("{per_token: 10ms, stddev: 1ms}", "timing.stddev: only goes with 'distribution'"),
+        (
+            "{distribution: normal, stddev: 1ms}",
+            "timing.distribution: needs a per_token (or tokens_per_second)",
+        ),
+        (
+            "{per_token: 10ms, jitter: 1ms, distribution: normal, stddev: 1ms}",
+            "timing.jitter: cannot be combined",
+        ),
+        (
+            "{per_token: 10ms, distribution: normal, stddev: 1ms, clamp: {min: 2s, max: 1s}}",
+            "min is longer than max",
+        ),
+        (
+            "{per_token: 10ms, distribution: normal, stddev: 1ms, clamp: {max: soon}}",
+            "timing.clamp.max: 'soon'",
+        ),
+    ],
+)
+def test_distribution_problems_are_positioned(timing: str, problem: str) -> None:
+    (found,) = load_set([f"reply: ab\ntiming: {timing}\n"]).problems
+    assert str(found).startswith("<string>:2:")
+    assert problem in str(found)
