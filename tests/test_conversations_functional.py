@@ -4,6 +4,7 @@ final answer, in every wire format."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -127,3 +128,37 @@ def test_anything_else_gets_the_default(agent: MockLLMServer) -> None:
     )
     assert response.json()["choices"][0]["message"]["content"] == "I can only talk about the weather."
     assert (agent.calls.last.scenario, agent.calls.last.reason) == ("fallback", "default")
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+def test_an_agent_framework_runs_its_own_loop_to_the_answer(agent: MockLLMServer, api: str) -> None:
+    """The OpenAI Agents SDK (openai-agents) drives the loop itself: it calls the model, runs the
+    function tool the scenario asked for, sends the result back, and stops at the final text."""
+    import agents
+
+    agents.set_tracing_disabled(True)  # no trace export: nothing leaves the machine
+    client = openai.AsyncOpenAI(base_url=agent.openai_base_url, api_key="x", max_retries=0)
+    model: Any = (
+        agents.OpenAIResponsesModel("gpt-4.1", client)
+        if api == "responses"
+        else agents.OpenAIChatCompletionsModel("gpt-4.1", client)
+    )
+    ran: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        ran.append(city)
+        return json.dumps({"city": city, "temp": 18})
+
+    weather_agent = agents.Agent(name="weather", instructions="Be brief.", model=model, tools=[get_weather])
+
+    async def run() -> Any:
+        async with client:  # closed on the loop it ran on
+            return await agents.Runner.run(weather_agent, "What's the weather in Paris?")
+
+    result = asyncio.run(run())
+    assert result.final_output == FINAL
+    assert ran == ["Paris"]
+    assert [c.scenario for c in agent.calls] == ["ask-weather", "answer-weather"]
+    assert {c.format for c in agent.calls} == {f"openai-{api.split('_')[0]}"}
