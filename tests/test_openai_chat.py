@@ -102,7 +102,19 @@ def test_response_body_and_default_errors() -> None:
     request = ApiRequest("gpt-x", False, 4, {})
     body = fmt.response_body(request, CONTEXT, WholeReply("hi", "stop", 2))
     assert body["choices"][0]["message"]["content"] == "hi"
-    assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    # with the breakdowns the real API's whole bodies carry (the SDK's CompletionUsage types)
+    assert body["usage"] == {
+        "prompt_tokens": 4,
+        "completion_tokens": 2,
+        "total_tokens": 6,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
     assert fmt.default_error(429) == (
         "Rate limit reached for requests. Please try again later.",
         "requests",

@@ -275,7 +275,7 @@ class OpenAIChat(WireFormat):
             "choices": [
                 {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
             ],
-            "usage": usage_of(request.prompt_tokens, reply.completion_tokens),
+            "usage": usage_of(request.prompt_tokens, reply.completion_tokens, details=True),
             "system_fingerprint": None,
         }
 
