@@ -20,8 +20,6 @@ cutting one token, ...).
 from __future__ import annotations
 
 import copy
-import dataclasses
-import itertools
 import json
 import math
 import re
@@ -30,7 +28,7 @@ from typing import Any
 
 from .duration import parse_duration
 from .errors import Problem, show
-from .faults import AT_PHASES, FAULTS, PHASE_ORDER, Fault, SpecError, action_of
+from .faultspecs import build_faults
 from .latency import build_timing
 from .match import compile_match
 from .scenario import Chaos, ChaosOption, Limits, Scenario, ToolCall, Wire, split_tokens
@@ -140,7 +138,7 @@ def _chaos(
         if random_at and not stream_tokens:
             report((*here, "at"), "random needs a reply with tokens to draw from")
             continue
-        faults = _faults([fault_spec], stream_tokens, base.get("wire", {}), in_fault)
+        faults = build_faults([fault_spec], stream_tokens, base.get("wire", {}), in_fault)
         if faults:
             options.append(ChaosOption(weight, fault=faults[0], random_at=random_at))
     if len(options) != len(spec["faults"]):
@@ -249,7 +247,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         message = f"a stream of {len(stream_tokens):,} tokens: mockllm streams at most {MAX_TOKENS:,}"
         report((key,), message + (" (tokens: word makes fewer)" if mode == "rune" else ""))
         return None
-    faults = _faults(data.get("faults", []), stream_tokens, wire, report)
+    faults = build_faults(data.get("faults", []), stream_tokens, wire, report)
     if faults is None:
         return None
     return Scenario(
@@ -392,63 +390,3 @@ def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> 
             arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
         calls.append(ToolCall(spec["name"], arguments, spec.get("id")))
     return tuple(calls)
-
-
-def _faults(
-    specs: list[Mapping[str, Any]],
-    tokens: tuple[str, ...],
-    wire: Mapping[str, Any],
-    report: Callable[..., None],
-) -> tuple[Fault, ...] | None:
-    built: list[tuple[int, Fault]] = []  # (index in the file's list, fault)
-    ok = True
-    for index, spec in enumerate(specs):
-        here: KeyPath = ("faults", index)
-        actions = action_of(spec)
-        if len(actions) != 1:
-            found = ", ".join(actions) if actions else "none"
-            report(here, f"needs exactly one of {', '.join(FAULTS)} (found: {found})")
-            ok = False
-            continue
-        phase = AT_PHASES.get(spec["at"], "reply") if isinstance(spec["at"], str) else "reply"
-        at = None if isinstance(spec["at"], str) else spec["at"]
-        if at is not None and at >= len(tokens):
-            last = f"the last token is at {len(tokens) - 1}" if tokens else "the reply has no tokens"
-            report((*here, "at"), f"{at} is beyond the reply: {last}; use 'end' for after it")
-            ok = False
-            continue
-        try:
-            fault = FAULTS[actions[0]].from_spec(at, spec)
-        except SpecError as exc:
-            report(here + tuple(exc.key.split(".")), str(exc))
-            ok = False
-            continue
-        if phase != "reply":
-            fault = dataclasses.replace(fault, phase=phase)
-        for key, message in fault.placed() or fault.check(tokens):
-            report(here + tuple(key.split(".")), message)
-            ok = False
-        built.append((index, fault))
-
-    def position(item: tuple[int, Fault]) -> tuple[int, float, int]:
-        index, fault = item
-        rank = PHASE_ORDER.index(fault.phase)
-        return (rank, float("inf") if fault.at is None else fault.at, index)
-
-    ordered = sorted(built, key=position)
-    for (first_index, first), (index, fault) in itertools.pairwise(ordered):
-        if (first.at, first.phase) == (fault.at, fault.phase) and first.cuts and fault.cuts:
-            report(("faults", index), f"cuts the same token as faults[{first_index}]")
-            ok = False
-    ender = next(((i, f) for i, f in ordered if f.ends_stream), None)
-    if ender is not None:
-        for index, later in ordered[ordered.index(ender) + 1 :]:
-            if ender[1].key == "content_filter" and later.phase != "reply":
-                continue  # it stops the reply; the finish and what follows it still go out
-            report(("faults", index), f"never fires: faults[{ender[0]}] ends the stream before it")
-            ok = False
-    forever = any(f.ends_stream and f.key == "stall" for _, f in built)
-    if forever and wire.get("framing") == "content-length":
-        report(("wire", "framing"), "content-length cannot frame a stream that stalls forever")
-        ok = False
-    return tuple(f for _, f in built) if ok else None
