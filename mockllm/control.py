@@ -6,7 +6,8 @@
 - ``POST /_mockllm/reset``: sequence counters to zero, call log emptied.
 - ``GET /_mockllm/calls`` / ``DELETE /_mockllm/calls``: the call log / emptied.
 - ``GET /_mockllm/config``: how this server runs.
-- ``GET /_mockllm/openapi.json``: this API, described (``mockllm/data/openapi.json``).
+- ``GET /_mockllm/openapi.json``: this API, described (``mockllm/data/openapi.json``, plus every
+  wire format route it does not list itself).
 
 With ``--workers N`` each worker process has its own scenarios, counters and call log: a control
 request reaches one worker (whichever the kernel hands the connection to). Use one worker when
@@ -18,13 +19,18 @@ No request path or body is ever used to open a file: ``PUT`` takes the scenarios
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
+import json
 import os
+import re
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
 from .errors import MockLLMError, ScenarioError
+from .formats import FORMATS
 from .loader import parse_scenarios
 from .scenario import Scenario
 from .selection import ScenarioSet
@@ -144,5 +150,30 @@ async def get_config(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    text = resources.files("mockllm").joinpath("data/openapi.json").read_text("utf-8")
-    return web.Response(text=text, content_type="application/json")
+    return web.json_response(_openapi(), dumps=dumps)
+
+
+@functools.cache
+def _openapi() -> dict[str, Any]:
+    """``data/openapi.json``, with an entry for every route of a wire format it does not describe
+    itself (routes with ``{placeholders}``, formats added since): each like the OpenAI chat
+    route's, its path parameters declared."""
+    spec: dict[str, Any] = json.loads(
+        resources.files("mockllm").joinpath("data/openapi.json").read_text("utf-8")
+    )
+    template = spec["paths"]["/v1/chat/completions"]["post"]
+    for fmt in FORMATS.values():
+        for route in (*fmt.all_routes(), *fmt.utilities):
+            if route in spec["paths"]:
+                continue
+            operation = copy.deepcopy(template)
+            title = fmt.title or fmt.name
+            operation["summary"] = (
+                f"{title} ({route.rsplit(':', 1)[-1]})" if route in fmt.utilities else title
+            )
+            operation["parameters"] = operation.get("parameters", []) + [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in re.findall(r"\{(\w+)\}", route)
+            ]
+            spec["paths"][route] = {"post": operation}
+    return spec

@@ -116,6 +116,8 @@ class WireFormat:
     here; the others have the defaults most APIs share."""
 
     name: str
+    #: What the API is called in docs (the OpenAPI document's summaries).
+    title: str = ""
     #: The path the format answers on as the docs show it, e.g. ``/v1/chat/completions`` or
     #: ``/v1beta/models/{model}:streamGenerateContent``.
     path: str

@@ -156,6 +156,7 @@ class _Azure(WireFormat):
 
 class AzureChat(_Azure, OpenAIChat):
     name = "azure-chat"
+    title = "Azure OpenAI Chat Completions"
     path = "/openai/deployments/{deployment}/chat/completions"
     routes = (path, "/openai/v1/chat/completions")
 
@@ -167,6 +168,7 @@ class AzureChat(_Azure, OpenAIChat):
 
 class AzureCompletions(_Azure, OpenAICompletions):
     name = "azure-completions"
+    title = "Azure OpenAI legacy Completions"
     path = "/openai/deployments/{deployment}/completions"
     routes = (path, "/openai/v1/completions")
 
