@@ -8,6 +8,8 @@ real clients.
 
 from __future__ import annotations
 
+from .encoder import cut_point, damaged
+from .events import Cut
 from .scenario import Wire
 
 LINE_ENDINGS = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
@@ -59,3 +61,10 @@ class SSEFramer:
         if line is None:
             line = COMMENT_KEEPALIVE
         return line.encode() + self.eol + self.eol if line else self.eol
+
+    def bad_crc(self, frame: bytes) -> bytes:
+        """No checksum to get wrong: the damage a CRC would have caught reaches the parser."""
+        return damaged(frame)
+
+    def cut(self, frame: bytes, cut: Cut) -> int:
+        return cut_point(frame, cut)

@@ -8,6 +8,7 @@ the error body of the API that owns the path; the server must record no bug.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,6 +81,8 @@ def error_shape(path: str, body: Any) -> bool:
     """``body`` is an error in the shape of the API that owns ``path``."""
     if path.startswith("/api/"):
         return isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], str)
+    if path.startswith("/model/"):  # Bedrock: the exception is named by x-amzn-ErrorType
+        return isinstance(body, dict) and set(body) == {"message"} and isinstance(body["message"], str)
     if path.startswith("/v1/messages"):
         return (
             isinstance(body, dict)
@@ -111,7 +114,13 @@ def check(server: MockLLMServer, response: httpx.Response, path: str) -> None:
     assert server.errors == []
 
 
-@pytest.mark.parametrize("path", [fmt.path for fmt in FORMATS.values()])
+#: Each format's path with its placeholders filled in, and Bedrock's other operations.
+POSTED = [re.sub(r"\{\w+\}", "m", fmt.path) for fmt in FORMATS.values()] + [
+    f"/model/m/{operation}" for operation in ("converse", "invoke", "invoke-with-response-stream")
+]
+
+
+@pytest.mark.parametrize("path", POSTED)
 def test_post_bodies_never_get_a_5xx(server: MockLLMServer, client: httpx.Client, path: str) -> None:
     @SETTINGS
     @given(body=bodies)

@@ -107,6 +107,8 @@ class WholeReply:
     finish_reason: str
     completion_tokens: int
     tool_calls: tuple[ToolCall, ...] = ()
+    #: Seconds from the request to the reply, as the timeline scheduled them.
+    duration: float = 0.0
 
 
 class WireFormat:
@@ -161,6 +163,10 @@ class WireFormat:
     def default_error(self, status: int) -> tuple[str, str, str | None]:
         """(message, type, code) of this API's own error for an HTTP status."""
         raise NotImplementedError
+
+    def error_headers(self, status: int, type: str) -> dict[str, str]:
+        """Headers an error response carries beside its body (Bedrock's ``x-amzn-ErrorType``)."""
+        return {}
 
     def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
         """The API keys a request carries as this API's clients send them, for ``--api-key``:
@@ -231,6 +237,7 @@ def tool_call_id(prefix: str, index: int) -> str:
 
 # Each module registers itself; the order is the order of the README's endpoint table.
 from . import anthropic as _anthropic  # noqa: E402
+from . import bedrock as _bedrock  # noqa: E402
 from . import ollama as _ollama  # noqa: E402
 from . import openai_chat as _openai_chat  # noqa: E402
 from . import openai_completions as _openai_completions  # noqa: E402
@@ -251,4 +258,4 @@ __all__ = [
     "serving",
     "tool_call_id",
 ]
-del _anthropic, _ollama, _openai_chat, _openai_completions, _openai_responses
+del _anthropic, _bedrock, _ollama, _openai_chat, _openai_completions, _openai_responses
