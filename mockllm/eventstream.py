@@ -126,10 +126,16 @@ class EventStreamFramer:
         return with_bad_crc(frame)
 
     def cut(self, frame: bytes, cut: Cut) -> int:
-        """Where a split cuts a message: at a byte offset as given; ``utf8`` inside the payload,
-        after the lead byte of its first multi-byte character (else its middle); ``half`` in the
-        middle of the message."""
-        if cut == "utf8":
-            start, end = payload_span(frame)
-            return start + cut_point(frame[start:end], "utf8")
-        return cut_point(frame, cut)
+        """Where a split cuts the messages of one event: at a byte offset as given; ``half`` in
+        the middle; ``utf8`` after the lead byte of the first multi-byte character in a payload,
+        else in the middle of the last message's payload (the one that carries the token)."""
+        if cut != "utf8":
+            return cut_point(frame, cut)
+        start = end = offset = 0
+        while offset + PRELUDE <= len(frame):
+            start, end = payload_span(frame[offset:])
+            start, end = offset + start, offset + end
+            if any(byte >= 0xC0 for byte in frame[start:end]):
+                return start + cut_point(frame[start:end], "utf8")
+            offset = end + 4
+        return start + max(1, (end - start) // 2)
