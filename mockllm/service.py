@@ -288,6 +288,7 @@ def exec_command(config: ServeConfig, argv: Sequence[str], verdict: VerdictConfi
         if config.url_file is not None:
             write_url_file(config.url_file, url)
         env = {**os.environ, "MOCKLLM_URL": url, "OPENAI_BASE_URL": f"{url}/v1", "ANTHROPIC_BASE_URL": url}
+        env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = url  # boto3's bedrock-runtime client; not its credentials
         for key in KEYS:
             env[key] = config.api_key or DUMMY_KEY
         try:
