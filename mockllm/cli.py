@@ -239,6 +239,7 @@ def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
     click.echo(f"  default scenario: {loaded[0].name}")
     click.echo(f"  OpenAI base URL:  {url}/v1")
     click.echo(f"  Anthropic / Ollama base URL: {url}")
+    click.echo(f"  Bedrock endpoint_url: {url}  (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)")
     click.echo(f"Listening on {url} (Ctrl-C to stop)")
     sys.stdout.flush()
 

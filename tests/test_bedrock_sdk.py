@@ -26,6 +26,7 @@ from mockllm.state import Options
 
 from .clients import READ_TIMEOUT, Seen
 from .conftest import ROOT, SCENARIOS
+from .served import Served, start
 
 pytestmark = pytest.mark.functional
 
@@ -337,3 +338,9 @@ def test_boto3_takes_the_endpoint_from_aws_endpoint_url_bedrock_runtime(
     converse_stream(client(None), "tool-call", parts)
     assert "".join(parts) == SHIPPED["tool-call"].reply_text
     assert pack.calls.last.path == "/model/tool-call/converse-stream"
+
+
+def test_the_banner_gives_the_bedrock_endpoint(served: list[Served]) -> None:
+    server = start(served, "--scenario", str(SCENARIOS / "tool-call.yaml"))
+    assert f"  Bedrock endpoint_url: {server.url}  (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)\n" in server.banner
+    assert server.stop()[0] == 0

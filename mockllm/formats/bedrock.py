@@ -95,9 +95,8 @@ class InvokeEncoder(EventEncoder):
         if event.kind != "bad-utf8":
             return super().malformed(event)
         token = event.next if isinstance(event.next, Token) else Token(0, "")
-        _, data = copy.deepcopy(self.anthropic).payloads(Token(token.index, BAD_UTF8_MARK, tool=token.tool))[
-            -1
-        ]
+        marked = Token(token.index, BAD_UTF8_MARK, tool=token.tool)
+        _, data = copy.deepcopy(self.anthropic).payloads(marked)[-1]
         return self._frame(*self._chunk(data.replace(BAD_UTF8_MARK.encode(), BAD_UTF8)))
 
 
