@@ -344,3 +344,25 @@ def test_the_banner_gives_the_bedrock_endpoint(served: list[Served]) -> None:
     server = start(served, "--scenario", str(SCENARIOS / "tool-call.yaml"))
     assert f"  Bedrock endpoint_url: {server.url}  (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)\n" in server.banner
     assert server.stop()[0] == 0
+
+
+def test_the_agent_tool_loop_on_invoke_with_anthropic_bodies() -> None:
+    with MockLLMServer(ROOT / "scenarios" / "agent" / "weather.yaml") as server:
+        bedrock = client(server.url)
+
+        def invoke_messages(messages: list[dict[str, Any]]) -> dict[str, Any]:
+            body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "messages": messages}
+            return json.loads(bedrock.invoke_model(modelId="m", body=json.dumps(body))["body"].read())
+
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
+        first = invoke_messages(messages)
+        assert first["stop_reason"] == "tool_use"
+        (use,) = [block for block in first["content"] if block["type"] == "tool_use"]
+        result = {"type": "tool_result", "tool_use_id": use["id"], "content": '{"temp": 18}'}
+        messages += [
+            {"role": "assistant", "content": first["content"]},
+            {"role": "user", "content": [result]},
+        ]
+        final = invoke_messages(messages)
+        assert final["content"] == [{"type": "text", "text": "It is 18 °C in Paris."}]
+        assert [call.scenario for call in server.calls] == ["ask-weather", "answer-weather"]
