@@ -95,8 +95,8 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
         click.option(
             "--api-key",
             metavar="KEY",
-            help="Require this API key (Authorization: Bearer or x-api-key); a wrong one gets 401 "
-            "in the API's own error shape.",
+            help="Require this API key (Authorization: Bearer or x-api-key; for Bedrock, the "
+            "access key id a SigV4 signature names); a wrong one gets 401 in the API's own error shape.",
         ),
         click.option("--no-control", is_flag=True, help="Turn off the /_mockllm/ control API."),
         click.option(

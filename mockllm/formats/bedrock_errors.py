@@ -62,7 +62,8 @@ def http_exception(status: int, type: str | None) -> str:
 def stream_exception(error: StreamError) -> str:
     """The stream member an ``error_event`` becomes: a Bedrock exception named by its ``type``
     (either case), ``throttlingException`` for a rate-limit type, ``validationException`` for an
-    invalid-request type, else ``modelStreamErrorException`` (an error of the model's stream)."""
+    invalid-request type, else ``modelStreamErrorException`` (an error of the model's stream).
+    The error's ``event`` (an SSE event name) has no meaning here."""
     kind = error.type or ""
     camel = kind[:1].lower() + kind[1:]
     if camel.endswith("Exception"):
