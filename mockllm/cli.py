@@ -95,8 +95,8 @@ def serve_options(*, port: int, port_help: str) -> Callable[[F], F]:
         click.option(
             "--api-key",
             metavar="KEY",
-            help="Require this API key (Authorization: Bearer or x-api-key); a wrong one gets 401 "
-            "in the API's own error shape.",
+            help="Require this API key (Authorization: Bearer or x-api-key; for Bedrock, the "
+            "access key id a SigV4 signature names); a wrong one gets 401 in the API's own error shape.",
         ),
         click.option("--no-control", is_flag=True, help="Turn off the /_mockllm/ control API."),
         click.option(
@@ -239,7 +239,8 @@ def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
     click.echo(f"mockllm {__version__} serving {len(loaded)} scenario(s){workers}: {names}")
     click.echo(f"  default scenario: {loaded[0].name}")
     for name, api, suffix in BASE_URLS:
-        click.echo(f"  {api + ' base URL:':<24}{url}{suffix}  (${name})")
+        label = f"{api} {'endpoint_url' if name.startswith('AWS_') else 'base URL'}:"
+        click.echo(f"  {label:<24}{url}{suffix}  (${name})")
     click.echo(f"Listening on {url} (Ctrl-C to stop)")
     sys.stdout.flush()
 
@@ -322,9 +323,9 @@ def exec_(command: tuple[str, ...], **params: Any) -> None:
 
     \b
     COMMAND gets MOCKLLM_URL and each SDK's base URL variable (OPENAI_BASE_URL as .../v1,
-    ANTHROPIC_BASE_URL, OLLAMA_HOST, AZURE_OPENAI_ENDPOINT), and OPENAI_API_KEY /
-    ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY set to the --api-key (else a dummy), replacing any
-    set; OPENAI_API_VERSION is set if it is not.
+    ANTHROPIC_BASE_URL, OLLAMA_HOST, AZURE_OPENAI_ENDPOINT, AWS_ENDPOINT_URL_BEDROCK_RUNTIME), and
+    OPENAI_API_KEY / ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY set to the --api-key (else a dummy),
+    replacing any set; OPENAI_API_VERSION is set if it is not; AWS credentials are left as they are.
     Example: mockllm exec --scenario scenarios/ -- npm test
     """
     from .errors import MockLLMError, ScenarioError

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from .events import (
     Close,
     Comment,
+    Cut,
     Done,
     Event,
     Finish,
@@ -81,6 +82,20 @@ class Framer(Protocol):
         """A keep-alive: ``line`` verbatim, or the framing's own for ``None``."""
         ...
 
+    def comment(self, line: str, *, inside: bool) -> bytes:
+        """A comment ``line``: a block of its own, or (``inside``) a line of the next event."""
+        ...
+
+    def bad_crc(self, frame: bytes) -> bytes:
+        """``frame`` (as :meth:`event` made it) damaged as a checksum would catch, for
+        ``malformed: bad-crc``: the event stream's message CRC wrong; in a text framing, which
+        has no checksum, the damage itself (:func:`damaged`)."""
+        ...
+
+    def cut(self, frame: bytes, cut: Cut) -> int:
+        """Where a split cuts ``frame`` (:func:`cut_point` for text framings)."""
+        ...
+
     @property
     def event_ids(self) -> bool: ...
 
@@ -137,8 +152,7 @@ class EventEncoder(ABC):
             case KeepAlive(line=line):
                 return self.natural_keepalive() if line is None else self.framer.keepalive(line)
             case Comment(text=text, inside=inside):
-                line = ": " + text
-                return (line.encode() + self.framer.eol) if inside else self.framer.keepalive(line)
+                return self.framer.comment(": " + text, inside=inside)
             case Malformed():
                 return self.malformed(event)
             case Fragment():
@@ -170,6 +184,8 @@ class EventEncoder(ABC):
             return self._frame(name, data[: len(data) // 2])
         if event.kind == "missing-prefix":
             return self.framer.misframed(data)
+        if event.kind == "bad-crc":
+            return self.framer.bad_crc(self._frame(name, data))
         raise ValueError(f"unknown malformed kind {event.kind!r}")
 
     def _imitated(self, event: Event) -> tuple[str | None, bytes]:
@@ -184,11 +200,18 @@ class EventEncoder(ABC):
         if self._fragment is None or self._fragment[0] is not fragment.event:
             self._fragment = (fragment.event, self.encode(fragment.event))
         data = self._fragment[1]
-        cut = cut_point(data, fragment.cut)
+        cut = self.framer.cut(data, fragment.cut)
         if fragment.part == "tail":
             self._fragment = None
             return data[cut:]
         return data[:cut]
+
+
+def damaged(frame: bytes) -> bytes:
+    """A text framing's event as a flipped bit in transit leaves it: the last ``}`` of its JSON
+    becomes ``|``. The bad CRC of a framing without a checksum: the JSON parser meets the damage."""
+    at = max(frame.rfind(b"}"), 0)
+    return frame[:at] + bytes((frame[at] ^ 1,)) + frame[at + 1 :]
 
 
 def cut_point(data: bytes, cut: str | int) -> int:

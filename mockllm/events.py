@@ -97,7 +97,7 @@ class Comment:
 class Malformed:
     """A malformed line before ``next`` (the event it imitates or precedes)."""
 
-    kind: str  # invalid-json, truncated-json, not-json, missing-prefix, bad-utf8, raw
+    kind: str  # invalid-json, truncated-json, not-json, missing-prefix, bad-utf8, bad-crc, raw
     next: Event
     raw: bytes = b""
 

@@ -166,7 +166,7 @@ class Stall(Fault):
             cursor.time = start + self.duration * time_scale
 
 
-MALFORMED_KINDS = ("invalid-json", "truncated-json", "not-json", "missing-prefix", "bad-utf8")
+MALFORMED_KINDS = ("invalid-json", "truncated-json", "not-json", "missing-prefix", "bad-utf8", "bad-crc")
 
 
 @register("malformed")

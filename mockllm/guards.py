@@ -15,6 +15,7 @@ import functools
 import hmac
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -99,11 +100,15 @@ def _log_call(call: Call) -> None:
     access_log.info(text, extra={"fields": fields})
 
 
-def error_response(fmt: WireFormat, status: int, message: str, **fields: Any) -> web.Response:
+def error_response(
+    fmt: WireFormat, status: int, message: str, headers: Mapping[str, str] | None = None, **fields: Any
+) -> web.Response:
+    """An error in ``fmt``'s shape: its body and its error headers, then ``headers``."""
     fields.setdefault("type", "server_error" if status >= 500 else "invalid_request_error")
     fields.setdefault("param", None)
     fields.setdefault("code", None)
-    return web.json_response(fmt.error_body(status, message, **fields), status=status)
+    all_headers = {**fmt.error_headers(status, fields["type"]), **(headers or {})}
+    return web.json_response(fmt.error_body(status, message, **fields), status=status, headers=all_headers)
 
 
 @web.middleware
@@ -197,7 +202,7 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     fmt = format_for(path)
     if key is not None and (path in API_PATHS or _served(request)) and not _key_matches(request, fmt, key):
         message, kind, code = fmt.default_error(401)
-        return web.json_response(fmt.error_body(401, message, type=kind, param=None, code=code), status=401)
+        return error_response(fmt, 401, message, type=kind, code=code)
     token = options.control_token
     if (
         request.path.startswith("/_mockllm/")

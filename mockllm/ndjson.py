@@ -6,6 +6,8 @@ Of the wire options, ``line_ending`` and ``bom`` apply; the SSE-only ones (``eve
 
 from __future__ import annotations
 
+from .encoder import cut_point, damaged
+from .events import Cut
 from .scenario import Wire
 from .sse import BOM, LINE_ENDINGS
 
@@ -33,6 +35,17 @@ class NDJSONFramer:
     def preamble(self) -> bytes:
         return BOM if self.wire.bom else b""
 
+    def comment(self, line: str, *, inside: bool) -> bytes:
+        """NDJSON has no comments: a line that is not JSON."""
+        return line.encode() + self.eol
+
     def keepalive(self, line: str | None) -> bytes:
         """NDJSON has no keep-alive: a blank line (``None``), or ``line``, breaks strict readers."""
         return (line or "").encode() + self.eol
+
+    def bad_crc(self, frame: bytes) -> bytes:
+        """No checksum to get wrong: the damage a CRC would have caught reaches the parser."""
+        return damaged(frame)
+
+    def cut(self, frame: bytes, cut: Cut) -> int:
+        return cut_point(frame, cut)

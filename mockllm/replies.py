@@ -56,11 +56,7 @@ async def begin(
         if not quota.allowed:
             call.outcome = FAULT_STATUS
             message, kind, code = fmt.default_error(429)
-            return web.json_response(
-                fmt.error_body(429, message, type=kind, param=None, code=code),
-                status=429,
-                headers=dict(quota.headers),
-            )
+            return error_response(fmt, 429, message, dict(quota.headers), type=kind, code=code)
         quota_headers = quota.headers
     scenario = state.scenarios.next_step(chosen, call.test)
     if quota_headers:
@@ -171,13 +167,11 @@ def status_response(fmt: WireFormat, scenario: Scenario, *, stream: bool = False
             # what the client asked for, with nothing in it
             response.content_type = fmt.content_type if stream else "application/json"
         return response
+    message, kind, code = fmt.default_error(status)
     if scenario.body is None:
-        message, kind, code = fmt.default_error(status)
-        return web.json_response(
-            fmt.error_body(status, message, type=kind, param=None, code=code),
-            status=status,
-            headers=headers,
-        )
+        return error_response(fmt, status, message, headers, type=kind, code=code)
+    if status >= 400:
+        headers = {**fmt.error_headers(status, kind), **headers}
     if isinstance(scenario.body, str):
         headers.setdefault(hdrs.CONTENT_TYPE, "text/plain; charset=utf-8")
         return web.Response(text=scenario.body, status=status, headers=headers)
@@ -326,7 +320,7 @@ async def whole(reply: Reply) -> web.StreamResponse:
         if end.mode != "eof":
             await ResponseSink(request, web.StreamResponse()).close(end.mode)
             return web.Response(status=500)  # never reaches the client: its connection is gone
-    whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls), filtered)
+    whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls), filtered=filtered, duration=deadline)
     body = fmt.response_body(reply.api_request, reply.context, whole)
     headers = {HEADER: header_value(scenario.name), **dict(scenario.headers)}
     return web.json_response(body, dumps=dumps, headers=headers)

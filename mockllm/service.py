@@ -47,6 +47,7 @@ BASE_URLS = (
     ("ANTHROPIC_BASE_URL", "Anthropic", ""),
     ("OLLAMA_HOST", "Ollama", ""),
     ("AZURE_OPENAI_ENDPOINT", "Azure OpenAI", ""),
+    ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "Bedrock", ""),  # boto3's endpoint_url; not its credentials
 )
 DUMMY_KEY = "mockllm-dummy-key"
 

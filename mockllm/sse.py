@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from .encoder import cut_point, damaged
+from .events import Cut
 from .scenario import Wire
 
 LINE_ENDINGS = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
@@ -67,6 +69,17 @@ class SSEFramer:
         if line is None:
             line = COMMENT_KEEPALIVE
         return line.encode() + self.eol + self.eol if line else self.eol
+
+    def comment(self, line: str, *, inside: bool) -> bytes:
+        """``line`` as a comment block (a blank line after it), or a line inside the next event."""
+        return line.encode() + self.eol if inside else self.keepalive(line)
+
+    def bad_crc(self, frame: bytes) -> bytes:
+        """No checksum to get wrong: the damage a CRC would have caught reaches the parser."""
+        return damaged(frame)
+
+    def cut(self, frame: bytes, cut: Cut) -> int:
+        return cut_point(frame, cut)
 
 
 def _lines(data: bytes) -> list[bytes]:

@@ -27,7 +27,9 @@ class Served:
         )
         assert self.process.stdout is not None
         self.url = ""
+        self.banner: list[str] = []  # what it printed up to the URL
         for line in self.process.stdout:
+            self.banner.append(line)
             match = re.match(r"Listening on (http://\S+)", line)
             if match:
                 self.url = match.group(1)

@@ -308,3 +308,12 @@ def test_serving_reads_a_routes_placeholders_as_the_router_does() -> None:
     )
     assert regex.fullmatch("/v1beta/models/a/b:streamGenerateContent") is None  # one segment, as aiohttp
     assert regex.fullmatch("/v1beta/models/x.streamGenerateContent") is None  # literal text is literal
+
+
+def test_bad_crc_in_a_text_framing_is_the_event_with_its_last_brace_flipped() -> None:
+    chat = stream("openai-chat", reply="H", faults=[{"at": 0, "malformed": "bad-crc", "replace": True}])
+    assert chat.split(b"\n\n")[0] == b"data: " + (CHUNK % ('{"content":"H"}', "null")).encode()[:-1] + b"|"
+    lines = stream("ollama-chat", reply="H", faults=[{"at": 0, "malformed": "bad-crc", "replace": True}])
+    damaged = lines.split(b"\n")[0]
+    assert damaged.startswith(b'{"model":"m"')
+    assert damaged.endswith(b'"done":false|')

@@ -43,6 +43,7 @@ OPENAI: dict[str, Expected] = {
     "malformed-truncated-json": (3, json.JSONDecodeError),
     "malformed-not-json": (3, json.JSONDecodeError),
     "malformed-bad-utf8": (3, UnicodeDecodeError),
+    "malformed-bad-crc": (3, json.JSONDecodeError),
     "malformed-raw": (3, json.JSONDecodeError),
     "rate-limited": (0, openai.RateLimitError),
     "stall-forever": (0, openai.APITimeoutError),
@@ -100,6 +101,7 @@ EXPECTED: dict[str, dict[str, Expected]] = {
         "malformed-not-json": (3, json.JSONDecodeError),
         "malformed-missing-prefix": (3, json.JSONDecodeError),
         "malformed-raw": (3, json.JSONDecodeError),
+        "malformed-bad-crc": (3, json.JSONDecodeError),
         "wire-bom": (0, json.JSONDecodeError),  # the BOM makes the first line not JSON
         # httpx decodes lines with errors="replace": the bad bytes arrive as two U+FFFD
         "malformed-bad-utf8": ("Bad\ufffd\ufffd bytes inside.", None),

@@ -312,7 +312,7 @@ def one_problem(text: str) -> list[str]:
 
 
 MALFORMED_CHOICES = (
-    'invalid-json, truncated-json, not-json, missing-prefix, bad-utf8, or a mapping {raw: "..."}'
+    'invalid-json, truncated-json, not-json, missing-prefix, bad-utf8, bad-crc, or a mapping {raw: "..."}'
 )
 
 

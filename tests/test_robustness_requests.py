@@ -81,6 +81,8 @@ def error_shape(path: str, body: Any) -> bool:
     """``body`` is an error in the shape of the API that owns ``path``."""
     if path.startswith("/api/"):
         return isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], str)
+    if path.startswith("/model/"):  # Bedrock: the exception is named by x-amzn-ErrorType
+        return isinstance(body, dict) and set(body) == {"message"} and isinstance(body["message"], str)
     if path.startswith("/v1/messages"):
         return (
             isinstance(body, dict)
@@ -121,7 +123,13 @@ def check(server: MockLLMServer, response: httpx.Response, path: str) -> None:
     assert server.errors == []
 
 
-@pytest.mark.parametrize("path", [concrete(fmt.path) for fmt in FORMATS.values()])
+#: Each format's path with its placeholders filled in, and Bedrock's other operations.
+POSTED = [concrete(fmt.path) for fmt in FORMATS.values()] + [
+    f"/model/m/{operation}" for operation in ("converse", "invoke", "invoke-with-response-stream")
+]
+
+
+@pytest.mark.parametrize("path", POSTED)
 def test_post_bodies_never_get_a_5xx(server: MockLLMServer, client: httpx.Client, path: str) -> None:
     @SETTINGS
     @given(body=bodies)

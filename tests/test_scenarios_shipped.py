@@ -52,6 +52,8 @@ EXPECTED: dict[str, tuple[Seen, int | type[BaseException]]] = {
     "malformed-not-json": (prefix("malformed-not-json", 3, json.JSONDecodeError), 20),
     "malformed-missing-prefix": (full("malformed-missing-prefix"), 23),
     "malformed-bad-utf8": (prefix("malformed-bad-utf8", 3, UnicodeDecodeError), 21),
+    # no checksum in SSE: the damaged event (its last "}" now "|") reaches the JSON decoder
+    "malformed-bad-crc": (prefix("malformed-bad-crc", 3, json.JSONDecodeError), 21),
     # httpx-sse, like the SDK, dispatches the data-less "event: ping" block as an empty event
     "malformed-raw": (prefix("malformed-raw", 3, json.JSONDecodeError), 19 + 1),
     "disconnect-truncate": (prefix("disconnect-truncate", 10, None), 11),

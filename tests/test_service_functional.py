@@ -196,7 +196,7 @@ def test_put_scenarios_replaces_all_or_nothing(serve: Serve) -> None:
         (
             b"reply: abc\nfaults: [{at: 1, malformed: bogus}]\n",
             "<request body>:2:29: faults[0].malformed: 'bogus' is not one of invalid-json, truncated-json, "
-            'not-json, missing-prefix, bad-utf8, or a mapping {raw: "..."}',
+            'not-json, missing-prefix, bad-utf8, bad-crc, or a mapping {raw: "..."}',
         ),
         # accepted, then a 500 on every request
         (

@@ -109,6 +109,8 @@ class WholeReply:
     tool_calls: tuple[ToolCall, ...] = ()
     #: (category, severity) when a content filter stopped the reply
     filtered: tuple[str, str] | None = None
+    #: Seconds from the request to the reply, as the timeline scheduled them.
+    duration: float = 0.0
 
 
 class WireFormat:
@@ -165,6 +167,10 @@ class WireFormat:
     def default_error(self, status: int) -> tuple[str, str, str | None]:
         """(message, type, code) of this API's own error for an HTTP status."""
         raise NotImplementedError
+
+    def error_headers(self, status: int, type: str) -> dict[str, str]:
+        """Headers an error response carries beside its body (Bedrock's ``x-amzn-ErrorType``)."""
+        return {}
 
     def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
         """The API keys a request carries as this API's clients send them, for ``--api-key``:
@@ -233,9 +239,10 @@ def tool_call_id(prefix: str, index: int) -> str:
     return f"{prefix}_mockllm_{index}"
 
 
-# Each module registers itself; the order is the order of the README's endpoint table.
+# Each module registers itself (in import order, which the linter keeps alphabetical).
 from . import anthropic as _anthropic  # noqa: E402
 from . import azure as _azure  # noqa: E402
+from . import bedrock as _bedrock  # noqa: E402
 from . import ollama as _ollama  # noqa: E402
 from . import openai_chat as _openai_chat  # noqa: E402
 from . import openai_completions as _openai_completions  # noqa: E402
@@ -256,4 +263,4 @@ __all__ = [
     "serving",
     "tool_call_id",
 ]
-del _anthropic, _azure, _ollama, _openai_chat, _openai_completions, _openai_responses
+del _anthropic, _azure, _bedrock, _ollama, _openai_chat, _openai_completions, _openai_responses
