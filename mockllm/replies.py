@@ -9,7 +9,7 @@ import copy
 import itertools
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -196,7 +196,14 @@ class StreamingResponse(web.StreamResponse):
     aiohttp would default to ``application/octet-stream`` is removed.
     """
 
-    def __init__(self, scenario: Scenario, *, default_type: str, headers_with_body: bool = False) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        default_type: str,
+        headers_with_body: bool = False,
+        format_headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(status=200)
         # aiohttp sends the headers in prepare(), a write of their own; when the first body bytes
         # are due at once anyway, they share it (one send fewer per request, same bytes).
@@ -207,6 +214,8 @@ class StreamingResponse(web.StreamResponse):
             self.headers[hdrs.CONTENT_TYPE] = default_type if wire.content_type is None else wire.content_type
         self.headers[hdrs.CACHE_CONTROL] = "no-cache"
         self.headers[HEADER] = header_value(scenario.name)
+        given = {name.lower() for name, _ in scenario.headers}  # the scenario's own win
+        self.headers.update({k: v for k, v in (format_headers or {}).items() if k.lower() not in given})
         self.headers.extend(scenario.headers)
         if wire.framing == "close-delimited":
             self._length_check = False
@@ -241,6 +250,7 @@ async def stream(reply: Reply, *, last_event_id: int | None = None) -> web.Strea
         scenario,
         default_type=reply.fmt.stream_content_type(reply.api_request),
         headers_with_body=body_at_once,
+        format_headers=reply.fmt.stream_headers(reply.api_request),
     )
     if scenario.wire.framing == "content-length":
         # The body is deterministic (and finite: the loader refuses a forever stall here), so

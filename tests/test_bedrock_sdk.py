@@ -279,6 +279,11 @@ def test_metadata_and_converse_usage() -> None:
         assert (
             invoked["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/vnd.amazon.eventstream"
         )
+        assert invoked["contentType"] == "application/json"  # X-Amzn-Bedrock-Content-Type
+        invoked["body"].close()
+        streamed = bedrock.converse_stream(modelId="m", messages=HI)
+        assert "contentType" not in streamed
+        streamed["stream"].close()
 
 
 def test_errors_are_botocores_exceptions() -> None:
@@ -342,7 +347,7 @@ def test_boto3_takes_the_endpoint_from_aws_endpoint_url_bedrock_runtime(
 
 def test_the_banner_gives_the_bedrock_endpoint(served: list[Served]) -> None:
     server = start(served, "--scenario", str(SCENARIOS / "tool-call.yaml"))
-    assert f"  Bedrock endpoint_url: {server.url}  (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)\n" in server.banner
+    assert f"  Bedrock endpoint_url:   {server.url}  ($AWS_ENDPOINT_URL_BEDROCK_RUNTIME)\n" in server.banner
     assert server.stop()[0] == 0
 
 

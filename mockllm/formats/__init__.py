@@ -168,6 +168,10 @@ class WireFormat:
         """(message, type, code) of this API's own error for an HTTP status."""
         raise NotImplementedError
 
+    def stream_headers(self, request: ApiRequest) -> dict[str, str]:
+        """Headers a stream answering ``request`` carries (before the scenario's own, which win)."""
+        return {}
+
     def error_headers(self, status: int, type: str) -> dict[str, str]:
         """Headers an error response carries beside its body (Bedrock's ``x-amzn-ErrorType``)."""
         return {}

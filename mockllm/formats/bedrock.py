@@ -133,6 +133,14 @@ class BedrockRuntime(WireFormat):
             raise _malformed_input(exc.message, exc.param) from None
         return ApiRequest.of(parsed.conversation, body, api="invoke")
 
+    def stream_headers(self, request: ApiRequest) -> dict[str, str]:
+        """InvokeModelWithResponseStream names the model's content type (boto3's ``contentType``)."""
+        return (
+            {"X-Amzn-Bedrock-Content-Type": "application/json"}
+            if request.options.get("api") == "invoke"
+            else {}
+        )
+
     def stream_encoder(self, scenario: Scenario, request: ApiRequest, context: StreamContext) -> EventEncoder:
         if request.options.get("api") == "invoke":
             return InvokeEncoder(scenario, request, context)
