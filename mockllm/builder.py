@@ -249,6 +249,9 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         message = f"a stream of {len(stream_tokens):,} tokens: mockllm streams at most {MAX_TOKENS:,}"
         report((key,), message + (" (tokens: word makes fewer)" if mode == "rune" else ""))
         return None
+    gaps = tuple(parse_duration(gap) for gap in timing.get("gaps", ()))
+    if not _gaps_ok(gaps, len(stream_tokens), bool(data.get("template")), report):
+        return None
     faults = _faults(data.get("faults", []), stream_tokens, wire, report)
     if faults is None:
         return None
@@ -272,6 +275,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
             else 0.0,
             jitter=parse_duration(timing.get("jitter", 0)),
             seed=timing.get("seed", 0),
+            gaps=gaps,
         ),
         faults=faults,
         status=data.get("status"),
@@ -294,6 +298,8 @@ def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
             durations += [
                 (("timing", key, part), value[part]) for part in ("base", "per_prompt_token") if part in value
             ]
+        elif key == "gaps" and isinstance(value, list):
+            durations += [(("timing", key, index), gap) for index, gap in enumerate(value)]
         elif key not in ("seed", "tokens_per_second"):
             durations.append((("timing", key), value))
     for index, spec in enumerate(data.get("faults", [])):
@@ -309,6 +315,26 @@ def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
             report(key, str(exc))
             ok = False
     return ok
+
+
+def _gaps_ok(gaps: tuple[float, ...], tokens: int, template: bool, report: Callable[..., None]) -> bool:
+    """``timing.gaps`` has one gap before each token after the first, and maybe one before the finish."""
+    if not gaps:
+        return True
+    if template:
+        report(("timing", "gaps"), "cannot time a template's reply: its tokens are known only per request")
+        return False
+    if tokens - 1 <= len(gaps) <= tokens:
+        return True
+    if tokens == 0:
+        report(("timing", "gaps"), "the stream has no tokens for these gaps to come between")
+        return False
+    message = (
+        f"{len(gaps):,} gaps for a stream of {tokens:,} tokens: give {tokens - 1:,} (one before each token"
+        f" after the first) or {tokens:,} (the last is the wait before the finish)"
+    )
+    report(("timing", "gaps"), message)
+    return False
 
 
 def _headers_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:

@@ -54,6 +54,13 @@ class Timing:
     seed: int = 0
     #: Added to ``first_token`` per prompt token (``first_token: {base, per_prompt_token}``).
     per_prompt_token: float = 0.0
+    #: ``gaps``: the delay before each token after the first (instead of ``per_token``), and
+    #: optionally one more before the finish. Its length fits the stream (checked at load).
+    gaps: tuple[float, ...] = ()
+
+    def gap(self, index: int) -> float:
+        """The delay before token ``index`` (> 0): ``gaps`` where it has one, else ``per_token``."""
+        return self.gaps[index - 1] if index <= len(self.gaps) else self.per_token
 
 
 @dataclass(frozen=True, slots=True)

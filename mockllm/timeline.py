@@ -116,7 +116,7 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
         last = len(group) - 1
         for position, text in enumerate(group):
             if index:
-                cursor.time += delay(timing.per_token)
+                cursor.time += delay(timing.gap(index))
             cursor.next = Token(index, text, first=sent == 0, tool=tool)
             faults = by_index.get(index)
             if faults:
@@ -138,6 +138,8 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
                 yield Step(cursor.time, ToolCallEnd(tool, call.id, call.name, call.arguments))
             index += 1
 
+    if index and len(timing.gaps) >= index:  # a recorded wait between the last token and the finish
+        cursor.time += delay(timing.gaps[index - 1])
     cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
     yield from _fire(by_index.get(None, []), cursor, time_scale)
     if cursor.ended:

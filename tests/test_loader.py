@@ -116,7 +116,7 @@ sequence:
         "timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
-        "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, jitter, per_token, seed, tokens_per_second); "
+        "s.yaml:7:3: timing.jiter: unknown key (allowed: first_token, gaps, jitter, per_token, seed, tokens_per_second); "
         "did you mean 'jitter'?",
         "s.yaml:9:25: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?",
         "s.yaml:10:10: faults[1].at: must be a token index (0, 1, ...) or 'end', not 'x'",
