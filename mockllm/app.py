@@ -176,7 +176,8 @@ def _completion_handler(fmt: WireFormat) -> Handler:
                 values |= choice.scenario.match.groups(seen)
             scenario = rendered(scenario, values)
         reply = Reply.build(request, fmt, scenario, api_request, call)
-        return await (stream(reply) if api_request.stream else whole(reply))
+        # A transcript is the recorded body, whole or streamed: it is sent as it was.
+        return await (stream(reply) if api_request.stream or scenario.transcript else whole(reply))
 
     return handle
 

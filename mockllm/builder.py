@@ -29,7 +29,7 @@ from typing import Any
 
 from .duration import parse_duration
 from .errors import Problem, show
-from .faults import FAULTS, Fault, SpecError, action_of
+from .faults import FAULTS, Fault, SpecError, action_of, decode_raw
 from .match import compile_match
 from .scenario import Chaos, ChaosOption, Limits, Scenario, Timing, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
@@ -68,8 +68,8 @@ def build_scenario(
         return None
     skip = value_problems(data, report)
     schema_problems(data, "scenario", report, skip=skip)
-    if "reply" not in data and "tool_calls" not in data and () not in skip:
-        report((), "missing key 'reply' (a scenario needs a reply, tool_calls, or both)")
+    if not {"reply", "tool_calls", "transcript"} & set(data) and () not in skip:
+        report((), "missing key 'reply' (a scenario needs a reply, tool_calls, both, or a transcript)")
     if "name" not in data and default_name is None:
         report((), "missing key 'name' (required when a file holds several scenarios)")
     if len(problems) > before:
@@ -243,14 +243,19 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         report(("timing", "tokens_per_second"), "says what per_token says: give one of them")
         return None
     wire = data.get("wire", {})
+    transcript = _transcript(data, report)
+    if transcript is None:
+        return None
     stream_tokens = tokens + tuple(f for call in tool_calls for f in call.fragments(mode))
+    if transcript:  # a fault's ``at`` is the index of a read
+        stream_tokens = tuple(read.decode("utf-8", "replace") for _, read in transcript)
     if len(stream_tokens) > MAX_TOKENS:
         key = "reply" if len(tokens) > MAX_TOKENS else "tool_calls"
         message = f"a stream of {len(stream_tokens):,} tokens: mockllm streams at most {MAX_TOKENS:,}"
         report((key,), message + (" (tokens: word makes fewer)" if mode == "rune" else ""))
         return None
     gaps = tuple(parse_duration(gap) for gap in timing.get("gaps", ()))
-    if not _gaps_ok(gaps, len(stream_tokens), bool(data.get("template")), report):
+    if not _gaps_ok(gaps, 0 if transcript else len(stream_tokens), bool(data.get("template")), report):
         return None
     faults = _faults(data.get("faults", []), stream_tokens, wire, report)
     if faults is None:
@@ -286,6 +291,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         limits=Limits(**data["limits"]) if data.get("limits") else None,
         context_window=data.get("context_window"),
         wire=Wire(**wire),
+        transcript=transcript,
         source=source,
     )
 
@@ -302,6 +308,9 @@ def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
             durations += [(("timing", key, index), gap) for index, gap in enumerate(value)]
         elif key not in ("seed", "tokens_per_second"):
             durations.append((("timing", key), value))
+    durations += [
+        (("transcript", i, "after"), item["after"]) for i, item in enumerate(data.get("transcript", []))
+    ]
     for index, spec in enumerate(data.get("faults", [])):
         if spec.get("stall", "forever") != "forever":
             durations.append((("faults", index, "stall"), spec["stall"]))
@@ -315,6 +324,27 @@ def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
             report(key, str(exc))
             ok = False
     return ok
+
+
+def _transcript(
+    data: Mapping[str, Any], report: Callable[..., None]
+) -> tuple[tuple[float, bytes], ...] | None:
+    """The reads of a ``transcript`` (``()`` without one); ``None`` after reporting a problem."""
+    if "transcript" not in data:
+        return ()
+    ok = True
+    for key in ("reply", "tool_calls"):
+        if key in data:
+            report((key,), "a transcript is the whole response: it cannot have a reply or tool_calls too")
+            ok = False
+    reads = []
+    for index, item in enumerate(data["transcript"]):
+        try:
+            reads.append((parse_duration(item["after"]), decode_raw(item["bytes"])))
+        except ValueError as exc:
+            report(("transcript", index, "bytes"), str(exc))
+            ok = False
+    return tuple(reads) if ok else None
 
 
 def _gaps_ok(gaps: tuple[float, ...], tokens: int, template: bool, report: Callable[..., None]) -> bool:
@@ -403,6 +433,9 @@ def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> 
     for index, spec in enumerate(specs):
         arguments = spec.get("arguments", {})
         here: KeyPath = ("tool_calls", index, "arguments")
+        chunks = tuple(arguments) if isinstance(arguments, list) else ()
+        if chunks:
+            arguments = "".join(chunks)
         if isinstance(arguments, str):
             try:
                 parsed = json.loads(arguments, parse_constant=_reject_constant)
@@ -424,7 +457,7 @@ def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> 
                 report(here, f"cannot be sent as JSON: {problem}")
                 return None
             arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
-        calls.append(ToolCall(spec["name"], arguments, spec.get("id")))
+        calls.append(ToolCall(spec["name"], arguments, spec.get("id"), chunks))
     return tuple(calls)
 
 

@@ -369,9 +369,10 @@ def wait(url: str | None, url_file: Path | None, timeout: float) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+from .cli_record import record  # noqa: E402
 from .cli_tools import explain, init, schema, validate  # noqa: E402  (they need no server)
 
-for command in (validate, init, schema, explain):
+for command in (validate, init, schema, explain, record):
     main.add_command(command)
 
 

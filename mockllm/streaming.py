@@ -255,13 +255,13 @@ class _Player:
             step = self._take_due(self._next, now)
             if step is not None and type(step.event) is Token:  # the next token, due later
                 pending = self.pending
-                if pending:
-                    data = pending[0] if len(pending) == 1 else b"".join(pending)
+                data = pending[0] if len(pending) == 1 else b"".join(pending)
+                if data:  # never empty: an empty chunk is the end of a chunked body
                     if not self.sink.write_now(data):  # a slow reader: the coroutine writes it,
                         handback.set_result(step)  # waiting for the drain
                         return
-                    pending.clear()
                     self._sent(len(data), now)
+                pending.clear()
                 self._next = step
                 self.clock.call_at(self.start + step.deadline, self._tick)
                 return

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .events import (
+    Chunk,
     Close,
     Cut,
     Done,
@@ -77,7 +78,7 @@ def stream_timeline(scenario: Scenario, *, time_scale: float = 1.0) -> Iterable[
     if len(_cache) >= 256:  # scenario sets replaced at runtime leave old entries behind
         _cache.clear()
     # Preamble, finish, [DONE], close; a step per token; a start and an end per tool call.
-    bound: float = 4 + scenario.stream_token_count + 2 * len(scenario.tool_calls)
+    bound: float = 4 + scenario.stream_token_count + 2 * len(scenario.tool_calls) + len(scenario.transcript)
     bound += sum(fault.max_steps() for fault in scenario.faults)
     if bound > CACHE_STEPS:
         _cache[key] = (scenario, None)
@@ -108,6 +109,9 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
         by_index[fault.at].append(fault)
 
     yield Step(0.0, Preamble())
+    if scenario.transcript:
+        yield from _transcript(scenario, by_index, delay, time_scale, streaming)
+        return
     sent = 0
     cursor = Cursor(time=delay(timing.first_token), next=Done(), streaming=streaming)
     index = 0
@@ -148,6 +152,28 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
     if scenario.done:
         yield Step(cursor.time, Done())
     yield Step(cursor.time, Close("eof", "completed"))
+
+
+def _transcript(
+    scenario: Scenario,
+    by_index: Mapping[int | None, list[Fault]],
+    delay: Callable[[float], float],
+    time_scale: float,
+    streaming: bool,
+) -> Iterator[Step]:
+    """The reads of a ``transcript`` at their times, faults firing before a read by its index."""
+    cursor = Cursor(time=0.0, next=Done(), streaming=streaming)
+    for index, (after, data) in enumerate(scenario.transcript):
+        cursor.time += delay(after)
+        cursor.next = Chunk(index, data)
+        yield from _fire(by_index.get(index, []), cursor, time_scale)
+        if cursor.ended:
+            return
+        yield from _send(cursor)
+    cursor.next = Chunk(len(scenario.transcript), b"")  # what ``at: end`` fires before: nothing
+    yield from _fire(by_index.get(None, []), cursor, time_scale)
+    if not cursor.ended:
+        yield Step(cursor.time, Close("eof", "completed"))
 
 
 def _fire(faults: list[Fault], cursor: Cursor, time_scale: float) -> Iterator[Step]:

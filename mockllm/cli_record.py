@@ -1,0 +1,157 @@
+"""``mockllm record``: the recording proxy's command (registered by :mod:`mockllm.cli`). Heavy
+imports happen inside the command, as there."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from .duration import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _upstream(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+def recording_options(command: Any) -> Any:
+    """What ``record`` and ``serve --record`` share: how exchanges are written."""
+    options = [
+        click.option(
+            "--exact",
+            is_flag=True,
+            help="Write each response as a transcript of its reads (bytes and times), replayed "
+            "byte for byte, instead of reply, timing and faults.",
+        ),
+        click.option(
+            "--redact",
+            "redact",
+            multiple=True,
+            metavar="PATTERN",
+            help="Replace what this regular expression matches in everything written by "
+            "[REDACTED]; API-key shapes (sk-..., sk-proj-..., sk-ant-...) always are. Repeatable.",
+        ),
+        click.option(
+            "--keep-header",
+            "keep_headers",
+            multiple=True,
+            metavar="NAME",
+            help="Keep this response header too (besides the content type, rate-limit and retry "
+            "headers and the request id). Authorization, x-api-key, api-key and cookies never are. "
+            "A trailing * keeps a prefix. Repeatable.",
+        ),
+        click.option(
+            "--complete-only",
+            is_flag=True,
+            help="Write no file for an exchange whose client left before the response ended "
+            "(by default it is written with incomplete: true).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.command()
+@click.option(
+    "--upstream",
+    required=True,
+    callback=_upstream,
+    metavar="URL",
+    help="The API to proxy, e.g. https://api.openai.com (its path prefix is kept: .../v1 is not "
+    "needed, clients send it).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory the scenario files go to (created if needed).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", "-p", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free one."
+)
+@click.option(
+    "--url-file",
+    type=click.Path(path_type=Path),
+    help="Write the proxy's URL to this file (atomically) once it is listening.",
+)
+@click.option(
+    "--grace",
+    default="5s",
+    show_default=True,
+    callback=_duration,
+    help="On SIGTERM/SIGINT, how long exchanges in flight may finish before they are written as incomplete.",
+)
+@recording_options
+@click.option("-q", "--quiet", is_flag=True, help="Print only the 'Listening on URL' line.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each file written.")
+def record(**params: Any) -> None:
+    """Proxy an API and write each exchange as a scenario in --out, for serve to replay.
+
+    \b
+    mockllm record --upstream https://api.openai.com --out recordings/ --port 8000
+    OPENAI_BASE_URL=http://127.0.0.1:8000/v1 python my_app.py
+    mockllm serve --scenario recordings/
+    """
+    import asyncio
+
+    from .errors import MockLLMError
+    from .logs import configure
+    from .record import RecordConfig
+    from .record import record as run
+    from .recording import public_url
+
+    configure("text", -1 if params["quiet"] else (1 if params["verbose"] else 0))
+    config = RecordConfig(
+        upstream=params["upstream"],
+        out=params["out"],
+        host=params["host"],
+        port=params["port"],
+        url_file=params["url_file"],
+        grace=params["grace"],
+        exact=params["exact"],
+        redact=tuple(params["redact"]),
+        keep_headers=tuple(params["keep_headers"]),
+        complete_only=params["complete_only"],
+    )
+    _check_patterns(config.redact)
+
+    def ready(url: str) -> None:
+        if not params["quiet"]:
+            click.echo(f"mockllm record: {public_url(config.upstream)} -> {config.out}/")
+            click.echo(f"  OpenAI base URL:  {url}/v1")
+            click.echo(f"  Anthropic / Ollama base URL: {url}")
+        click.echo(f"Listening on {url}" + ("" if params["quiet"] else " (Ctrl-C to stop)"))
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(run(config, ready=ready))
+    except MockLLMError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not params["quiet"]:
+        click.echo("mockllm record stopped", err=True)
+
+
+def _check_patterns(patterns: tuple[str, ...]) -> None:
+    import re
+
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            message = f"{pattern!r} is not a regular expression: {exc}"
+            raise click.BadParameter(message, param_hint="--redact") from None
