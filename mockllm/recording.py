@@ -180,11 +180,15 @@ def scenario_of(
     headers = _headers(exchange, keep_headers, redactor)
     if exchange.status >= 300 or exchange.status < 200:
         data.update(_status(exchange, headers, exact, redactor))
-    elif exact or fmt is None or fmt.name not in decoders.DECODERS:
+    elif fmt is None or fmt.name not in decoders.DECODERS:
         data.update(_transcript(exchange, headers, redactor))
         if not exact:
             notes.append("recorded as a transcript: mockllm reads no stream of this route back")
+    elif exact and not _hidden_secret(exchange, fmt, redactor):
+        data.update(_transcript(exchange, headers, redactor))
     else:
+        if exact:
+            notes.append("not recorded exactly: a secret ran across the stream's events (redacted here)")
         structured = _structured(exchange, fmt, stream, headers, redactor, notes)
         problem = _problem(structured) if structured is not None else "the body is not the API's"
         if problem is None:
@@ -199,6 +203,23 @@ def scenario_of(
             "incomplete: the client left before the response ended; replay holds the stream open there"
         )
     return data, notes
+
+
+def _hidden_secret(exchange: Exchange, fmt: WireFormat, redactor: Redactor) -> bool:
+    """Whether the text the stream carries holds a secret its bytes do not show in one piece
+    (a key echoed one token per event): a transcript would keep it, event by event."""
+    if exchange.status != 200:
+        return False
+    decoded = decoders.DECODERS[fmt.name][0](exchange.reads)
+    texts: dict[int | None, list[str]] = {}
+    for heard in decoded.items:
+        if isinstance(heard.item, Text):
+            texts.setdefault(heard.item.tool, []).append(heard.item.text)
+    joined = b"".join(data for _, data in exchange.reads)
+    pieces = ["".join(run) for run in texts.values()]
+    return any(redactor.text(p) != p for p in pieces) and redactor.data(joined).count(
+        REDACTED.encode()
+    ) < sum(len(redactor.pattern.findall(p)) for p in pieces if redactor.pattern is not None)
 
 
 def cut_short(exchange: Exchange) -> bool:
