@@ -113,7 +113,7 @@ def record(**params: Any) -> None:
     from .logs import configure
     from .record import RecordConfig
     from .record import record as run
-    from .recording import public_url
+    from .redaction import public_url
 
     configure("text", -1 if params["quiet"] else (1 if params["verbose"] else 0))
     config = RecordConfig(

@@ -35,8 +35,10 @@ from aiohttp import web
 
 from .formats import format_for
 from .guards import error_response
-from .recording import Exchange, Redactor, cut_short, public_url, render, scenario_of
+from .recording import Exchange, cut_short, scenario_of
+from .redaction import Redactor, public_url
 from .streaming import ResponseSink
+from .yamlwriter import render
 
 log = logging.getLogger("mockllm")
 
