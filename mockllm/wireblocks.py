@@ -10,7 +10,7 @@ needs to tell a split event or a stall in the middle of one from a whole event.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,31 +80,29 @@ EOLS = {b"\n": "lf", b"\r\n": "crlf", b"\r": "cr"}
 def sse_blocks(reads: Sequence[tuple[float, bytes]], wire: dict[str, Any]) -> tuple[list[Block], bytes]:
     """The SSE blocks of ``reads`` (each up to and with the blank line that ends it; a blank line
     alone is a block) and the bytes after the last; notes a BOM and the line ending in ``wire``."""
-    joined = _Reads(reads)
-    data = joined.data
-    pos = 0
-    if data.startswith(BOM):
-        wire["bom"] = True
-        pos = len(BOM)
-    eol = line_ending(data)
-    if eol != b"\n":
-        wire["line_ending"] = EOLS[eol]
-    blocks = []
-    while pos < len(data):
+
+    def end_of(data: bytes, pos: int, eol: bytes) -> int:
         if data.startswith(eol, pos):
-            end = pos + len(eol)
-        else:
-            found = data.find(eol + eol, pos)
-            if found < 0:
-                break
-            end = found + 2 * len(eol)
-        blocks.append(joined.block(pos, end))
-        pos = end
-    return blocks, data[pos:]
+            return pos + len(eol)
+        found = data.find(eol + eol, pos)
+        return -1 if found < 0 else found + 2 * len(eol)
+
+    return _cut(reads, wire, end_of)
 
 
 def line_blocks(reads: Sequence[tuple[float, bytes]], wire: dict[str, Any]) -> tuple[list[Block], bytes]:
     """The lines of an NDJSON body (each with its line ending) and the bytes after the last."""
+
+    def end_of(data: bytes, pos: int, eol: bytes) -> int:
+        found = data.find(eol, pos)
+        return -1 if found < 0 else found + len(eol)
+
+    return _cut(reads, wire, end_of)
+
+
+def _cut(
+    reads: Sequence[tuple[float, bytes]], wire: dict[str, Any], end_of: Callable[[bytes, int, bytes], int]
+) -> tuple[list[Block], bytes]:
     joined = _Reads(reads)
     data = joined.data
     pos = 0
@@ -116,11 +114,11 @@ def line_blocks(reads: Sequence[tuple[float, bytes]], wire: dict[str, Any]) -> t
         wire["line_ending"] = EOLS[eol]
     blocks = []
     while pos < len(data):
-        found = data.find(eol, pos)
-        if found < 0:
+        end = end_of(data, pos, eol)
+        if end < 0:
             break
-        blocks.append(joined.block(pos, found + len(eol)))
-        pos = found + len(eol)
+        blocks.append(joined.block(pos, end))
+        pos = end
     return blocks, data[pos:]
 
 
