@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
+from .cli_record import upstream_options
 
 if TYPE_CHECKING:
     from .service import ServeConfig
@@ -221,18 +222,30 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         header_timeout=params["header_timeout"],
         idle_timeout=params["idle_timeout"],
         max_connections=params["max_connections"],
+        upstream=_upstream_config(params),
     )
 
 
+def _upstream_config(params: dict[str, Any]) -> Any:
+    from .cli_record import upstream_of
+
+    if params.get("record_dir") and not params.get("upstream"):
+        raise click.UsageError("--record needs --upstream: the API whose answers are recorded")
+    if not params.get("upstream"):
+        return None
+    if params.get("workers", 1) > 1:
+        raise click.UsageError("--upstream serves from one process: leave out --workers")
+    return upstream_of(params["upstream"], params["record_dir"], params)
+
+
 def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
-    from .server import resolve_scenarios
 
     if quiet:  # the one line scripts and tests read
         click.echo(f"Listening on {url}")
         sys.stdout.flush()
         return
 
-    loaded = resolve_scenarios(list(config.scenarios) if config.scenarios else None)
+    loaded = config.load()
     names = ", ".join(s.name for s in loaded)
     workers = f" from {config.workers} processes" if config.workers > 1 else ""
     click.echo(f"mockllm {__version__} serving {len(loaded)} scenario(s){workers}: {names}")
@@ -252,6 +265,7 @@ def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
     type=click.IntRange(1, 64),
     help="Serve from this many processes on one port (SO_REUSEPORT). Each has its own call log.",
 )
+@upstream_options
 def serve(**params: Any) -> None:
     """Serve scenarios on every supported API endpoint until Ctrl-C or SIGTERM."""
     import asyncio

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from .record import Upstream
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -117,22 +120,16 @@ def record(**params: Any) -> None:
 
     configure("text", -1 if params["quiet"] else (1 if params["verbose"] else 0))
     config = RecordConfig(
-        upstream=params["upstream"],
-        out=params["out"],
+        upstream=upstream_of(params["upstream"], params["out"], params),
         host=params["host"],
         port=params["port"],
         url_file=params["url_file"],
         grace=params["grace"],
-        exact=params["exact"],
-        redact=tuple(params["redact"]),
-        keep_headers=tuple(params["keep_headers"]),
-        complete_only=params["complete_only"],
     )
-    _check_patterns(config.redact)
 
     def ready(url: str) -> None:
         if not params["quiet"]:
-            click.echo(f"mockllm record: {public_url(config.upstream)} -> {config.out}/")
+            click.echo(f"mockllm record: {public_url(config.upstream.url)} -> {config.upstream.out}/")
             click.echo(f"  OpenAI base URL:  {url}/v1")
             click.echo(f"  Anthropic / Ollama base URL: {url}")
         click.echo(f"Listening on {url}" + ("" if params["quiet"] else " (Ctrl-C to stop)"))
@@ -144,6 +141,40 @@ def record(**params: Any) -> None:
         raise click.ClickException(str(exc)) from None
     if not params["quiet"]:
         click.echo("mockllm record stopped", err=True)
+
+
+def upstream_of(url: str, out: Path | None, params: dict[str, Any]) -> Upstream:
+    """The :class:`~mockllm.record.Upstream` the recording options describe."""
+    from .record import Upstream
+
+    _check_patterns(tuple(params["redact"]))
+    return Upstream(
+        url,
+        out,
+        exact=params["exact"],
+        redact=tuple(params["redact"]),
+        keep_headers=tuple(params["keep_headers"]),
+        complete_only=params["complete_only"],
+    )
+
+
+def upstream_options(command: Any) -> Any:
+    """``serve --upstream URL --record DIR`` and the recording options."""
+    command = recording_options(command)
+    command = click.option(
+        "--record",
+        "record_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="With --upstream: write each forwarded exchange as a scenario here, and reload, so "
+        "the next identical request replays it.",
+    )(command)
+    return click.option(
+        "--upstream",
+        callback=_upstream,
+        metavar="URL",
+        help="Forward a request no scenario matches to this API instead of answering it "
+        "(there is no default scenario then); see --record.",
+    )(command)
 
 
 def _check_patterns(patterns: tuple[str, ...]) -> None:

@@ -25,7 +25,7 @@ import re
 import signal
 import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,8 +133,9 @@ class Proxy:
     """Forwards requests to ``upstream`` and hands each exchange to ``recorder``."""
 
     upstream: str
-    recorder: Recorder
-    stopping: bool = False
+    recorder: Recorder | None = None
+    #: After writing a file, reload the server's scenarios from these paths (``serve --record``).
+    reload: Callable[[], list[Path]] | None = None
     _session: aiohttp.ClientSession | None = None
 
     @property
@@ -211,12 +212,24 @@ class Proxy:
             raise
         finally:
             upstream.close()
-            if exchange.status:
+            if exchange.status and self.recorder is not None:
                 try:
-                    self.recorder.save(exchange)
+                    if self.recorder.save(exchange) is not None and self.reload is not None:
+                        _reload(request, self.reload())
                 except Exception:  # a bug: the client has its answer; say so and go on proxying
                     log.exception("mockllm record: %s %s could not be written", request.method, request.path)
         return response
+
+
+def _reload(request: web.Request, paths: list[Path]) -> None:
+    """The server's scenarios, read again with the file just written."""
+    from .loader import load_scenarios
+    from .selection import ScenarioSet
+    from .state import STATE
+
+    scenarios = ScenarioSet(load_scenarios(paths))
+    request.app[STATE].scenarios = scenarios
+    log.info("mockllm: reloaded %d scenario(s) with the new recording", len(scenarios.names))
 
 
 def _reset(exc: BaseException) -> bool:
@@ -250,35 +263,62 @@ def _decompressor(encoding: str) -> Callable[[bytes], bytes]:
 
 
 @dataclass(frozen=True)
-class RecordConfig:
-    upstream: str
-    out: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    url_file: Path | None = None
-    grace: float = 5.0
+class Upstream:
+    """Where to forward and how to write what passes (``record``, ``serve --upstream``)."""
+
+    url: str
+    #: The directory the exchanges are written to; None: forward only.
+    out: Path | None = None
     exact: bool = False
     redact: tuple[str, ...] = ()
     keep_headers: tuple[str, ...] = ()
     complete_only: bool = False
 
-    def recorder(self) -> Recorder:
-        return Recorder(
-            self.out,
-            exact=self.exact,
-            redactor=Redactor(self.redact),
-            keep_headers=self.keep_headers,
-            complete_only=self.complete_only,
-        )
+    def proxy(self, reload: Sequence[Path] | None = None) -> Proxy:
+        """The proxy; with ``reload``, each file written reloads the server's scenarios from
+        those paths and :attr:`out` (``serve --record``: the next identical request replays)."""
+        recorder = None
+        if self.out is not None:
+            recorder = Recorder(
+                self.out,
+                exact=self.exact,
+                redactor=Redactor(self.redact),
+                keep_headers=self.keep_headers,
+                complete_only=self.complete_only,
+            )
+        paths = None if reload is None else list(reload)
+        return Proxy(self.url, recorder, reload=None if paths is None else lambda: self.sources(paths))
+
+    def sources(self, scenarios: Sequence[Path]) -> list[Path]:
+        """``scenarios`` and :attr:`out`, once, leaving out a recordings directory with none yet."""
+        paths = list(scenarios)
+        if self.out is not None and self.out not in paths:
+            paths.append(self.out)
+        return [p for p in paths if p != self.out or any(_scenario_files(p))]
+
+
+def _scenario_files(directory: Path) -> Iterator[Path]:
+    from .loader import SCENARIO_SUFFIXES
+
+    if directory.is_dir():
+        yield from (p for p in directory.iterdir() if p.suffix in SCENARIO_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    upstream: Upstream
+    host: str = "127.0.0.1"
+    port: int = 8000
+    url_file: Path | None = None
+    grace: float = 5.0
 
 
 def record_app(proxy: Proxy) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
 
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"status": "ok", "recording": str(proxy.recorder.directory), "pid": os.getpid()}
-        )
+        out = None if proxy.recorder is None else str(proxy.recorder.directory)
+        return web.json_response({"status": "ok", "recording": out, "pid": os.getpid()})
 
     async def forward(request: web.Request) -> web.StreamResponse:
         return await proxy.forward(request)
@@ -294,7 +334,7 @@ async def record(config: RecordConfig, *, ready: Callable[[str], None] | None = 
     from .server import bind
     from .service import url_of, write_url_file
 
-    proxy = Proxy(config.upstream, config.recorder())
+    proxy = config.upstream.proxy()
     sock = bind(config.host, config.port)
     runner = web.AppRunner(
         record_app(proxy), handler_cancellation=True, access_log=None, shutdown_timeout=config.grace
@@ -314,7 +354,6 @@ async def record(config: RecordConfig, *, ready: Callable[[str], None] | None = 
     try:
         await stop.wait()
     finally:
-        proxy.stopping = True
         await runner.cleanup()
         await proxy.close()
         for sig in (signal.SIGINT, signal.SIGTERM):

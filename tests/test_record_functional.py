@@ -17,6 +17,7 @@ from mockllm.state import Options
 
 from .conftest import SCENARIOS
 from .recorded import Recording, View, anthropic_view, ollama_view, openai_view
+from .served import Served
 
 pytestmark = pytest.mark.functional
 
@@ -179,3 +180,26 @@ def test_an_exact_recording_replays_byte_for_byte(tmp_path: Path) -> None:
     assert seen["disconnect-reset"][2] == "ReadError"  # the endings are in the comparison
     assert seen["stall-forever"] == (200, b"", "ReadTimeout")
     assert seen["rate-limited"][0] == 429
+
+
+def test_serve_replays_what_it_recorded_and_forwards_the_rest(tmp_path: Path) -> None:
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    with MockLLMServer([{"name": "up", "reply": "From upstream."}]) as upstream:
+        served = Served(
+            "--scenario", str(recordings), "--upstream", upstream.url, "--record", str(recordings), "-q"
+        )
+        try:
+            first = openai_view(served.url, "gpt-x", "What is new?")
+            again = openai_view(served.url, "gpt-x", "What is new?")
+            other = openai_view(served.url, "gpt-x", "Something else")
+            calls = upstream.calls.call_count
+        finally:
+            code, stderr = served.stop()
+    assert code == 0, stderr
+    assert first == again == other == View("From upstream.", finish_reason="stop")
+    assert calls == 2  # the repeated question was answered from its recording
+    assert [p.name for p in sorted(recordings.iterdir())] == [
+        "0001-openai-chat-what-is-new.yaml",
+        "0002-openai-chat-something-else.yaml",
+    ]
