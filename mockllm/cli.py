@@ -383,10 +383,10 @@ def wait(url: str | None, url_file: Path | None, timeout: float) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-from .cli_record import record  # noqa: E402
+from .cli_record import import_, record  # noqa: E402
 from .cli_tools import explain, init, schema, validate  # noqa: E402  (they need no server)
 
-for command in (validate, init, schema, explain, record):
+for command in (validate, init, schema, explain, record, import_):
     main.add_command(command)
 
 

@@ -186,3 +186,50 @@ def _check_patterns(patterns: tuple[str, ...]) -> None:
         except re.error as exc:
             message = f"{pattern!r} is not a regular expression: {exc}"
             raise click.BadParameter(message, param_hint="--redact") from None
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "format_name",
+    required=True,
+    type=click.Choice(["openai-chat", "anthropic", "ollama-chat", "ollama-generate"]),
+    help="The wire format of the captured stream.",
+)
+@click.option("--name", help="The scenario's name (default: the file's stem).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the scenario here (default: standard output).",
+)
+def import_(file: Path, format_name: str, name: str | None, out: Path | None) -> None:
+    """Turn a captured response body (e.g. curl -N output saved to FILE) into a scenario: its
+    tokens, tool calls, finish reason and faults. A transcript written by record --exact keeps
+    its times as timing.gaps; a raw capture has none."""
+    from .faults import Disconnect
+    from .formats import FORMATS
+    from .loader import load_set
+    from .recording import imported
+
+    reads: list[tuple[float, bytes]] = [(0.0, file.read_bytes())]
+    ending = "eof"
+    if file.suffix in (".yaml", ".yml"):
+        loaded = load_set([file])
+        if loaded.problems or len(loaded.scenarios) != 1 or not loaded.scenarios[0].transcript:
+            raise click.ClickException(
+                f"{file}: not one scenario with a transcript (record --exact writes those)"
+            )
+        scenario = loaded.scenarios[0]
+        reads, time = [], 0.0
+        for after, data in scenario.transcript:
+            time += after
+            reads.append((time, data))
+        ends = [f.mode for f in scenario.faults if isinstance(f, Disconnect) and f.at is None]
+        ending = {"fin": "fin", "reset": "reset", "mid-event": "fin"}.get(ends[0], "eof") if ends else "eof"
+    text = imported(reads, FORMATS[format_name], name or file.stem, source=file.name, ending=ending)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)

@@ -33,7 +33,7 @@ from .decoders import Text
 from .formats import RequestError, Route, WireFormat, serving
 from .recorded_stream import DIGITS, seconds, stream_scenario, tool_call
 from .redaction import REDACTED, Redactor, kept_header, public_url
-from .yamlwriter import Escaped, Flow, escape
+from .yamlwriter import Escaped, Flow, escape, render
 
 
 @dataclass
@@ -80,7 +80,7 @@ def scenario_of(
     ]
     data: dict[str, Any] = {"name": name}
     body, stream = _request(exchange.request_body)
-    match = _match(fmt, route, body, redactor) if fmt is not None else None
+    match = _match(fmt, route, body, redactor) if fmt is not None and exchange.request_body else None
     if match:
         data["match"] = match
     headers = _headers(exchange, keep_headers, redactor)
@@ -322,3 +322,25 @@ def _structured(
 def _usage(usage: Any, notes: list[str]) -> None:
     if usage:
         notes.append(f"usage as the upstream sent it (mockllm counts its own): {json.dumps(usage)}")
+
+
+def imported(
+    reads: list[tuple[float, bytes]], fmt: WireFormat, name: str, *, source: str, ending: str = "eof"
+) -> str:
+    """The scenario file of a captured response body in ``fmt``'s stream format (``mockllm
+    import``): its reads, timed if the capture was (a transcript), else all at once."""
+    exchange = Exchange(
+        upstream="",
+        method="POST",
+        path=fmt.all_routes()[0],
+        when="",
+        status=200,
+        response_headers=[("Content-Type", fmt.content_type), ("Transfer-Encoding", "chunked")],
+        reads=reads,
+        ending=ending,
+    )
+    data, notes = scenario_of(exchange, name)
+    notes[:3] = [f"Imported by mockllm import from {source} ({fmt.name})"]
+    if len(reads) < 2:
+        notes.append("the capture has no times: every token at once (edit timing to pace it)")
+    return render(data, notes)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from mockllm.cli import main
 
 from mockllm.faults import decode_raw
 from mockllm.loader import load_set, scenario_from_dict
@@ -167,3 +171,35 @@ def test_redaction_spans_tokens_and_keeps_their_count() -> None:
     )
     assert Redactor(default=False).text("sk-proj-AbC_123-xyz9") == "sk-proj-AbC_123-xyz9"
     assert public_url("http://u:p@[::1]:8000/x?key=1#f") == "http://[::1]:8000/x"
+
+
+def test_import_turns_a_capture_into_a_scenario(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.txt"
+    capture.write_bytes(
+        chunk("Hi") + b": keep-alive\n\n" + chunk(" you") + chunk(finish="stop") + b"data: [DONE]\n\n"
+    )
+    result = CliRunner().invoke(main, ["import", str(capture), "--format", "openai-chat"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# Imported by mockllm import from capture.txt (openai-chat)\n")
+    (scenario,) = load_set([result.output]).scenarios
+    assert (scenario.name, scenario.tokens) == ("capture", ("Hi", " you"))
+    assert [(f.at, f.__class__.__name__) for f in scenario.faults] == [
+        (1, "MalformedLine")
+    ]  # no time to stall
+    # A transcript from record --exact keeps its times: they become first_token and gaps.
+    data, notes = scenario_of(
+        exchange([(0.1, chunk("Hi")), (0.35, chunk(" you")), (0.4, b"data: [DONE]\n\n")], "fin"),
+        "x",
+        exact=True,
+    )
+    exact = tmp_path / "exact.yaml"
+    exact.write_text(render(data, notes), encoding="utf-8")
+    out = tmp_path / "structured.yaml"
+    result = CliRunner().invoke(main, ["import", str(exact), "--format", "openai-chat", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (scenario,) = load_set([out]).scenarios
+    assert scenario.tokens == ("Hi", " you")
+    assert (scenario.timing.first_token, scenario.timing.gaps) == (0.1, (0.25, 0.05))
+    result = CliRunner().invoke(main, ["import", str(out), "--format", "anthropic"])
+    assert result.exit_code == 1
+    assert "not one scenario with a transcript (record --exact writes those)" in result.output
