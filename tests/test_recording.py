@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from mockllm.cli import main
-
 from mockllm.faults import decode_raw
 from mockllm.loader import load_set, scenario_from_dict
 from mockllm.recording import Exchange, cut_short, scenario_of
