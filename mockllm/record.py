@@ -136,6 +136,8 @@ class Proxy:
     recorder: Recorder | None = None
     #: After writing a file, reload the server's scenarios from these paths (``serve --record``).
     reload: Callable[[], list[Path]] | None = None
+    #: Set when the server stops: an exchange cancelled then was cut by the recorder, not its client.
+    stopping: bool = False
     _session: aiohttp.ClientSession | None = None
 
     @property
@@ -207,8 +209,8 @@ class Proxy:
             except (ConnectionError, aiohttp.ClientOSError):
                 exchange.ending = "reset"
             await _end(request, response, exchange.ending)
-        except asyncio.CancelledError:  # the client left (or the recorder is stopping)
-            exchange.ending = "abandoned"
+        except asyncio.CancelledError:  # the client left, or the recorder is stopping
+            exchange.ending = "stopped" if self.stopping else "abandoned"
             raise
         finally:
             upstream.close()
@@ -354,6 +356,7 @@ async def record(config: RecordConfig, *, ready: Callable[[str], None] | None = 
     try:
         await stop.wait()
     finally:
+        proxy.stopping = True
         await runner.cleanup()
         await proxy.close()
         for sig in (signal.SIGINT, signal.SIGTERM):

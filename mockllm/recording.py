@@ -50,8 +50,8 @@ class Exchange:
     response_headers: Sequence[tuple[str, str]] = ()
     first_byte: float = 0.0
     reads: list[tuple[float, bytes]] = field(default_factory=list)
-    #: eof (the body ended cleanly), fin (the connection closed before it did), reset, or
-    #: abandoned (the client left first).
+    #: eof (the body ended cleanly), fin (the connection closed before it did), reset,
+    #: abandoned (the client left first) or stopped (the recorder was, with the exchange in flight).
     ending: str = "eof"
 
     def header(self, name: str) -> str | None:
@@ -105,9 +105,8 @@ def scenario_of(
             notes.append(f"recorded as a transcript: the structured form could not say it ({problem})")
     if cut_short(exchange):
         data["incomplete"] = True
-        notes.append(
-            "incomplete: the client left before the response ended; replay holds the stream open there"
-        )
+        who = "the recorder was stopped" if exchange.ending == "stopped" else "the client left"
+        notes.append(f"incomplete: {who} before the response ended; replay holds the stream open there")
     return data, notes
 
 
@@ -131,7 +130,7 @@ def _hidden_secret(exchange: Exchange, fmt: WireFormat, redactor: Redactor) -> b
 def cut_short(exchange: Exchange) -> bool:
     """The client left before the response ended: before its end sentinel, where the format has
     one (a client that has read ``[DONE]`` may hang up before the body's own end)."""
-    if exchange.ending != "abandoned":
+    if exchange.ending not in ("abandoned", "stopped"):
         return False
     served = serving(exchange.path)
     if served is None or served[0].name not in decoders.DECODERS or exchange.status != 200:
@@ -261,7 +260,7 @@ def _ending_fault(exchange: Exchange, *, cut: bool) -> dict[str, Any] | None:
         return {"disconnect": "reset"}
     if exchange.ending == "fin":
         return {"disconnect": "mid-event" if cut else "fin"}
-    if exchange.ending == "abandoned" and cut_short(exchange):
+    if exchange.ending in ("abandoned", "stopped") and cut_short(exchange):
         return {"stall": "forever"}  # as the client saw it: it left while waiting
     return None
 

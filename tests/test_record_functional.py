@@ -203,3 +203,26 @@ def test_serve_replays_what_it_recorded_and_forwards_the_rest(tmp_path: Path) ->
         "0001-openai-chat-what-is-new.yaml",
         "0002-openai-chat-something-else.yaml",
     ]
+
+
+def test_sigterm_writes_the_exchange_in_flight_and_exits_0(tmp_path: Path) -> None:
+    url_file = tmp_path / "url"
+    out = tmp_path / "out"
+    with MockLLMServer([{"name": "long", "reply": "x" * 1000, "timing": {"per_token": "20ms"}}]) as upstream:
+        recording = Recording(upstream.url, out, "--grace", "200ms", "--url-file", str(url_file))
+        assert url_file.read_text().strip() == recording.url
+        assert httpx.get(f"{recording.url}/healthz").json()["recording"] == str(out)
+        body = {"model": "long", "stream": True, "messages": [{"role": "user", "content": "go on"}]}
+        with httpx.stream("POST", f"{recording.url}/v1/chat/completions", json=body, timeout=5) as response:
+            lines = response.iter_lines()
+            assert next(lines).startswith("data: ")  # the stream is under way
+            code, stderr = recording.stop()
+            with pytest.raises(httpx.HTTPError):
+                list(lines)  # cut when the grace ran out
+    assert code == 0, stderr
+    (written,) = out.iterdir()
+    text = written.read_text(encoding="utf-8")
+    assert "# incomplete: the recorder was stopped before the response ended" in text
+    assert "incomplete: true" in text
+    (scenario,) = load_scenarios([written])
+    assert 0 < len(scenario.tokens) < 1000
