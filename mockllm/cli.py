@@ -39,6 +39,7 @@ def main() -> None:
     mockllm validate scenarios/
     mockllm exec --scenario scenarios/ -- pytest tests/integration
     mockllm serve --port 0 --url-file .mockllm-url &  mockllm wait --url-file .mockllm-url
+    mockllm record --upstream https://api.openai.com --out recordings/   # then serve them
     """
 
 

@@ -226,3 +226,21 @@ def test_sigterm_writes_the_exchange_in_flight_and_exits_0(tmp_path: Path) -> No
     assert "incomplete: true" in text
     (scenario,) = load_scenarios([written])
     assert 0 < len(scenario.tokens) < 1000
+
+
+def test_an_unreachable_upstream_is_a_502_in_the_api_s_shape_and_no_file(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    recording = Recording(f"http://127.0.0.1:{port}", tmp_path)
+    try:
+        response = httpx.post(f"{recording.url}/v1/messages", json={"model": "m", "messages": []})
+    finally:
+        code, stderr = recording.stop()
+    assert code == 0, stderr
+    assert response.status_code == 502
+    assert response.json()["type"] == "error"  # Anthropic's error shape on its route
+    assert "did not answer" in response.json()["error"]["message"]
+    assert list(tmp_path.iterdir()) == []
