@@ -197,8 +197,9 @@ class _Player:
         return data
 
     async def flush(self) -> None:
-        if self.pending:
-            await self._waiting(self.sink.write(self._take()))
+        data = self._take()
+        if data:  # tokens may encode to nothing (Ollama's tool-call fragments): no empty write
+            await self._waiting(self.sink.write(data))
 
     async def _waiting(self, write: Awaitable[None]) -> None:
         """Await a write, adding the time it waited for a slow reader to drain the socket to
