@@ -244,3 +244,38 @@ def test_an_unreachable_upstream_is_a_502_in_the_api_s_shape_and_no_file(tmp_pat
     assert response.json()["type"] == "error"  # Anthropic's error shape on its route
     assert "did not answer" in response.json()["error"]["message"]
     assert list(tmp_path.iterdir()) == []
+
+
+def agent_turns(base_url: str) -> list[object]:
+    """An agent's two calls: the question (a get_weather call back), then the tool's result."""
+    sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=5)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    messages: list[dict[str, object]] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = sdk.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)  # type: ignore[arg-type]
+    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 18}'},
+    ]
+    second = sdk.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)  # type: ignore[arg-type]
+    return [
+        (first.choices[0].finish_reason, call.function.name, call.function.arguments),  # type: ignore[union-attr]
+        (second.choices[0].finish_reason, second.choices[0].message.content),
+    ]
+
+
+def test_a_recorded_conversation_answers_each_turn(tmp_path: Path) -> None:
+    with MockLLMServer([SCENARIOS / "agent"]) as upstream:
+        recording = Recording(upstream.url, tmp_path)
+        try:
+            seen = agent_turns(recording.url)
+        finally:
+            code, stderr = recording.stop()
+    assert code == 0, stderr
+    assert seen == [("tool_calls", "get_weather", '{"city":"Paris"}'), ("stop", "It is 18 °C in Paris.")]
+    first, second = (load_scenarios([f])[0] for f in sorted(tmp_path.glob("*.yaml")))
+    assert first.match is not None and second.match is not None
+    assert dict(first.match.conditions)["tool_result"] is False
+    assert dict(second.match.conditions)["turn"] == (1, 1)
+    with MockLLMServer([tmp_path], options=Options(strict=True)) as replay:
+        assert agent_turns(replay.url) == seen
