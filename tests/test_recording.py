@@ -202,3 +202,52 @@ def test_import_turns_a_capture_into_a_scenario(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["import", str(out), "--format", "anthropic"])
     assert result.exit_code == 1
     assert "not one scenario with a transcript (record --exact writes those)" in result.output
+
+
+@pytest.mark.parametrize("name", ["openai-chat", "anthropic", "ollama-chat"])
+def test_each_format_s_stream_reads_back_into_its_scenario(name: str) -> None:
+    """mockllm's own encoder writes a scenario's stream; read back, it gives the same tokens,
+    tool call and times (a keep-alive stall included, in the format's own keep-alive)."""
+    from mockllm.formats import FORMATS, ApiRequest, StreamContext
+
+    fmt = FORMATS[name]
+    original = scenario_from_dict(
+        {
+            "reply": ["Hi", " there", "!"],
+            "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+            "timing": {"first_token": "50ms", "per_token": "10ms"},
+            "faults": [{"at": 2, "stall": "1s", "keepalive": {"every": "300ms"}}],
+        },
+        name="original",
+    )
+    encoder = fmt.stream_encoder(original, ApiRequest("m", True, 1, {}), StreamContext("id-1", 0, "m"))
+    reads: dict[float, bytes] = {}
+    for step in build_timeline(original):
+        data = encoder.encode(step.event)
+        if data:
+            reads[round(step.deadline, 4)] = reads.get(round(step.deadline, 4), b"") + data
+    recorded = exchange(sorted(reads.items()))
+    recorded.path = fmt.all_routes()[0]
+    recorded.response_headers = [("Content-Type", fmt.content_type), ("Transfer-Encoding", "chunked")]
+    data, _ = scenario_of(recorded, "back")
+    rebuilt = scenario_from_dict({k: v for k, v in data.items() if k not in ("name", "match")}, name="back")
+    assert rebuilt.tokens == original.tokens
+    assert [(c.name, json.loads(c.arguments)) for c in rebuilt.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    # Ollama says done_reason stop after a tool call too: the recording keeps what the wire said
+    assert rebuilt.finish_reason == ("stop" if name == "ollama-chat" else "tool_calls")
+
+    def seen(scenario: object) -> list[tuple[str, float]]:
+        timeline = build_timeline(scenario)  # type: ignore[arg-type]
+        kinds = ("Token", "KeepAlive")
+        return [
+            (type(s.event).__name__, round(s.deadline, 3))
+            for s in timeline
+            if type(s.event).__name__ in kinds
+        ]
+
+    if name == "ollama-chat":  # Ollama sends the call whole: its fragments' times are the call's
+        assert seen(rebuilt)[:6] == seen(original)[:6]
+    else:
+        assert seen(rebuilt) == seen(original)
