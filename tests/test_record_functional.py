@@ -274,7 +274,8 @@ def test_a_recorded_conversation_answers_each_turn(tmp_path: Path) -> None:
     assert code == 0, stderr
     assert seen == [("tool_calls", "get_weather", '{"city":"Paris"}'), ("stop", "It is 18 °C in Paris.")]
     first, second = (load_scenarios([f])[0] for f in sorted(tmp_path.glob("*.yaml")))
-    assert first.match is not None and second.match is not None
+    assert first.match is not None
+    assert second.match is not None
     assert dict(first.match.conditions)["tool_result"] is False
     assert dict(second.match.conditions)["turn"] == (1, 1)
     with MockLLMServer([tmp_path], options=Options(strict=True)) as replay:
