@@ -198,7 +198,7 @@ class Proxy:
             exchange.ending = "eof"
             try:
                 async for data in upstream.content.iter_any():
-                    exchange.reads.append((loop.time() - started, decompress(data)))
+                    exchange.keep(loop.time() - started, decompress(data))
                     try:
                         await response.write(data)
                     except (ConnectionError, aiohttp.ClientConnectionResetError):

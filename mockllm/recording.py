@@ -36,6 +36,10 @@ from .redaction import REDACTED, Redactor, kept_header, public_url
 from .yamlwriter import Escaped, Flow, escape, render
 
 
+#: The body bytes one exchange keeps (an endless stream must not fill the recorder's memory).
+MAX_RECORDED = 64 * 1024 * 1024
+
+
 @dataclass
 class Exchange:
     """What the recorder saw of one request. Times are seconds: ``first_byte`` from the request
@@ -53,6 +57,17 @@ class Exchange:
     #: eof (the body ended cleanly), fin (the connection closed before it did), reset,
     #: abandoned (the client left first) or stopped (the recorder was, with the exchange in flight).
     ending: str = "eof"
+    #: Body bytes past :data:`MAX_RECORDED` that went to the client but not into ``reads``.
+    dropped: int = 0
+    kept: int = 0
+
+    def keep(self, time: float, data: bytes) -> None:
+        """Keep a read, unless the body kept is already :data:`MAX_RECORDED` bytes long."""
+        if self.dropped or self.kept + len(data) > MAX_RECORDED:
+            self.dropped += len(data)
+        else:
+            self.reads.append((time, data))
+            self.kept += len(data)
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.response_headers if k.lower() == name), None)
@@ -103,7 +118,13 @@ def scenario_of(
         else:
             data.update(_transcript(exchange, headers, redactor))
             notes.append(f"recorded as a transcript: the structured form could not say it ({problem})")
-    if cut_short(exchange):
+    if exchange.dropped:
+        data["incomplete"] = True
+        notes.append(
+            f"incomplete: the body was longer than a recording keeps ({MAX_RECORDED:,} bytes;"
+            f" {exchange.dropped:,} more went to the client)"
+        )
+    elif cut_short(exchange):
         data["incomplete"] = True
         who = "the recorder was stopped" if exchange.ending == "stopped" else "the client left"
         notes.append(f"incomplete: {who} before the response ended; replay holds the stream open there")

@@ -251,3 +251,20 @@ def test_each_format_s_stream_reads_back_into_its_scenario(name: str) -> None:
         assert seen(rebuilt)[:6] == seen(original)[:6]
     else:
         assert seen(rebuilt) == seen(original)
+
+
+def test_a_recording_keeps_at_most_max_recorded_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mockllm.recording
+
+    monkeypatch.setattr(mockllm.recording, "MAX_RECORDED", 300)
+    endless = exchange([])
+    for index in range(10):
+        endless.keep(index * 0.01, chunk("x" * 20))  # ~130 bytes each
+    assert (len(endless.reads), endless.kept) == (2, sum(len(d) for _, d in endless.reads))
+    assert endless.dropped == 8 * len(chunk("x" * 20))
+    data, notes = scenario_of(endless, "rec")
+    assert data["incomplete"] is True
+    assert (
+        notes[-1]
+        == f"incomplete: the body was longer than a recording keeps (300 bytes; {endless.dropped:,} more went to the client)"
+    )
