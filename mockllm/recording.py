@@ -35,7 +35,6 @@ from .recorded_stream import DIGITS, seconds, stream_scenario, tool_call
 from .redaction import REDACTED, Redactor, kept_header, public_url
 from .yamlwriter import Escaped, Flow, escape, render
 
-
 #: The body bytes one exchange keeps (an endless stream must not fill the recorder's memory).
 MAX_RECORDED = 64 * 1024 * 1024
 
