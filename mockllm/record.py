@@ -33,7 +33,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from .formats import format_for
+from .formats import format_for, serving
 from .guards import error_response
 from .recording import Exchange, cut_short, scenario_of
 from .redaction import Redactor, public_url
@@ -91,6 +91,11 @@ class Recorder:
         self._next = max(numbers, default=0) + 1
 
     def save(self, exchange: Exchange) -> Path | None:
+        if serving(exchange.path) is None:  # GET /v1/models and the like: forwarded, not replayable
+            log.info(
+                "mockllm record: %s %s is no completion route; not recorded", exchange.method, exchange.path
+            )
+            return None
         if self.complete_only and cut_short(exchange):
             log.info(
                 "mockllm record: %s %s: the client left first; not recorded", exchange.method, exchange.path

@@ -103,7 +103,7 @@ def scenario_of(
     elif fmt is None or fmt.name not in decoders.DECODERS:
         data.update(_transcript(exchange, headers, redactor))
         if not exact:
-            notes.append("recorded as a transcript: mockllm reads no stream of this route back")
+            notes.append("recorded as a transcript: mockllm reads no stream of this format back")
     elif exact and not _hidden_secret(exchange, fmt, redactor):
         data.update(_transcript(exchange, headers, redactor))
     else:

@@ -212,6 +212,8 @@ def test_sigterm_writes_the_exchange_in_flight_and_exits_0(tmp_path: Path) -> No
         recording = Recording(upstream.url, out, "--grace", "200ms", "--url-file", str(url_file))
         assert url_file.read_text().strip() == recording.url
         assert httpx.get(f"{recording.url}/healthz").json()["recording"] == str(out)
+        models = httpx.get(f"{recording.url}/v1/models").json()  # forwarded, and not written
+        assert [m["id"] for m in models["data"]] == ["long"]
         body = {"model": "long", "stream": True, "messages": [{"role": "user", "content": "go on"}]}
         with httpx.stream("POST", f"{recording.url}/v1/chat/completions", json=body, timeout=5) as response:
             lines = response.iter_lines()
