@@ -77,9 +77,13 @@ def create_app(
     if options.upstream is not None:
         upstream = options.upstream
 
+        async def stopping(app: web.Application) -> None:
+            upstream.stopping = True
+
         async def close_upstream(app: web.Application) -> None:
             await upstream.close()
 
+        app.on_shutdown.append(stopping)
         app.on_cleanup.append(close_upstream)
 
     async def set_epoch(app: web.Application) -> None:

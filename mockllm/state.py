@@ -35,6 +35,9 @@ MAX_BODY = 16 * 1024 * 1024
 class Forwarder(Protocol):
     """Where ``serve --upstream`` sends what no scenario answers (:class:`mockllm.record.Proxy`)."""
 
+    #: Set as the server shuts down: an exchange cut then was cut by the server, not its client.
+    stopping: bool
+
     async def forward(self, request: web.Request) -> web.StreamResponse: ...
 
     async def close(self) -> None: ...
