@@ -74,6 +74,18 @@ def create_app(
     if options.cors:
         app.on_response_prepare.append(cors_headers)
 
+    if options.upstream is not None:
+        upstream = options.upstream
+
+        async def stopping(app: web.Application) -> None:
+            upstream.stopping = True
+
+        async def close_upstream(app: web.Application) -> None:
+            await upstream.close()
+
+        app.on_shutdown.append(stopping)
+        app.on_cleanup.append(close_upstream)
+
     async def set_epoch(app: web.Application) -> None:
         state.epoch = state.clock.now()
 
@@ -159,10 +171,15 @@ def _completion_handler(fmt: WireFormat) -> Handler:
             api_request = fmt.parse_request(body, route_of(request))
             call.conversation = api_request.conversation
             seen = Seen(api_request.conversation, fmt.name, request.headers, body)
-            choice = state.scenarios.pick(request.headers.get(HEADER), seen, strict=state.strict)
+            upstream = state.options.upstream
+            strict = state.strict or upstream is not None  # no default: the upstream answers
+            choice = state.scenarios.pick(request.headers.get(HEADER), seen, strict=strict)
         except RequestError as exc:
             return error_response(fmt, exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code)
         except NoScenarioMatched as exc:
+            if upstream is not None:
+                call.reason = "upstream"
+                return await upstream.forward(request)
             return error_response(fmt, 404, str(exc), code="no_scenario_matched")
         except ScenarioNotFound as exc:
             return error_response(fmt, 404, str(exc), code="scenario_not_found")
@@ -176,7 +193,8 @@ def _completion_handler(fmt: WireFormat) -> Handler:
                 values |= choice.scenario.match.groups(seen)
             scenario = rendered(scenario, values)
         reply = Reply.build(request, fmt, scenario, api_request, call)
-        return await (stream(reply) if api_request.stream else whole(reply))
+        # A transcript is the recorded body, whole or streamed: it is sent as it was.
+        return await (stream(reply) if api_request.stream or scenario.transcript else whole(reply))
 
     return handle
 

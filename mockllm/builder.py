@@ -20,6 +20,7 @@ cutting one token, ...).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -28,6 +29,7 @@ from typing import Any
 
 from .duration import parse_duration
 from .errors import Problem, show
+from .faults import decode_raw
 from .faultspecs import build_faults
 from .latency import build_timing
 from .match import compile_match
@@ -68,8 +70,8 @@ def build_scenario(
         return None
     skip = value_problems(data, report)
     schema_problems(data, "scenario", report, skip=skip)
-    if "reply" not in data and "tool_calls" not in data and () not in skip:
-        report((), "missing key 'reply' (a scenario needs a reply, tool_calls, or both)")
+    if not {"reply", "tool_calls", "transcript"} & set(data) and () not in skip:
+        report((), "missing key 'reply' (a scenario needs a reply, tool_calls, both, or a transcript)")
     if "name" not in data and default_name is None:
         report((), "missing key 'name' (required when a file holds several scenarios)")
     if len(problems) > before:
@@ -241,11 +243,19 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
     if timing is None:
         return None
     wire = data.get("wire", {})
+    transcript = _transcript(data, report)
+    if transcript is None:
+        return None
     stream_tokens = tokens + tuple(f for call in tool_calls for f in call.fragments(mode))
+    if transcript:  # a fault's ``at`` is the index of a read
+        stream_tokens = tuple(read.decode("utf-8", "replace") for _, read in transcript)
     if len(stream_tokens) > MAX_TOKENS:
         key = "reply" if len(tokens) > MAX_TOKENS else "tool_calls"
         message = f"a stream of {len(stream_tokens):,} tokens: mockllm streams at most {MAX_TOKENS:,}"
         report((key,), message + (" (tokens: word makes fewer)" if mode == "rune" else ""))
+        return None
+    gaps = tuple(parse_duration(gap) for gap in data.get("timing", {}).get("gaps", ()))
+    if not _gaps_ok(gaps, 0 if transcript else len(stream_tokens), bool(data.get("template")), report):
         return None
     faults = build_faults(data.get("faults", []), stream_tokens, wire, report)
     if faults is None:
@@ -260,7 +270,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         model=data.get("model"),
         finish_reason=data.get("finish_reason", "tool_calls" if tool_calls else "stop"),
         done=data.get("done", True),
-        timing=timing,
+        timing=dataclasses.replace(timing, gaps=gaps) if gaps else timing,
         faults=faults,
         status=data.get("status"),
         headers=tuple((str(k), str(v)) for k, v in data.get("headers", {}).items()),
@@ -270,6 +280,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         limits=Limits(**data["limits"]) if data.get("limits") else None,
         context_window=data.get("context_window"),
         wire=Wire(**wire),
+        transcript=transcript,
         source=source,
     )
 
@@ -284,8 +295,13 @@ def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
             ]
         elif key == "clamp":
             durations += [(("timing", key, part), value[part]) for part in ("min", "max") if part in value]
+        elif key == "gaps" and isinstance(value, list):
+            durations += [(("timing", key, index), gap) for index, gap in enumerate(value)]
         elif key not in ("seed", "tokens_per_second", "distribution"):
             durations.append((("timing", key), value))
+    durations += [
+        (("transcript", i, "after"), item["after"]) for i, item in enumerate(data.get("transcript", []))
+    ]
     for index, spec in enumerate(data.get("faults", [])):
         if spec.get("stall", "forever") != "forever":
             durations.append((("faults", index, "stall"), spec["stall"]))
@@ -299,6 +315,47 @@ def _durations_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
             report(key, str(exc))
             ok = False
     return ok
+
+
+def _transcript(
+    data: Mapping[str, Any], report: Callable[..., None]
+) -> tuple[tuple[float, bytes], ...] | None:
+    """The reads of a ``transcript`` (``()`` without one); ``None`` after reporting a problem."""
+    if "transcript" not in data:
+        return ()
+    ok = True
+    for key in ("reply", "tool_calls"):
+        if key in data:
+            report((key,), "a transcript is the whole response: it cannot have a reply or tool_calls too")
+            ok = False
+    reads = []
+    for index, item in enumerate(data["transcript"]):
+        try:
+            reads.append((parse_duration(item["after"]), decode_raw(item["bytes"])))
+        except ValueError as exc:
+            report(("transcript", index, "bytes"), str(exc))
+            ok = False
+    return tuple(reads) if ok else None
+
+
+def _gaps_ok(gaps: tuple[float, ...], tokens: int, template: bool, report: Callable[..., None]) -> bool:
+    """``timing.gaps`` has one gap before each token after the first, and maybe one before the finish."""
+    if not gaps:
+        return True
+    if template:
+        report(("timing", "gaps"), "cannot time a template's reply: its tokens are known only per request")
+        return False
+    if tokens - 1 <= len(gaps) <= tokens:
+        return True
+    if tokens == 0:
+        report(("timing", "gaps"), "the stream has no tokens for these gaps to come between")
+        return False
+    message = (
+        f"{len(gaps):,} gaps for a stream of {tokens:,} tokens: give {tokens - 1:,} (one before each token"
+        f" after the first) or {tokens:,} (the last is the wait before the finish)"
+    )
+    report(("timing", "gaps"), message)
+    return False
 
 
 def _headers_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
@@ -367,6 +424,9 @@ def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> 
     for index, spec in enumerate(specs):
         arguments = spec.get("arguments", {})
         here: KeyPath = ("tool_calls", index, "arguments")
+        chunks = tuple(arguments) if isinstance(arguments, list) else ()
+        if chunks:
+            arguments = "".join(chunks)
         if isinstance(arguments, str):
             try:
                 parsed = json.loads(arguments, parse_constant=_reject_constant)
@@ -388,5 +448,5 @@ def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> 
                 report(here, f"cannot be sent as JSON: {problem}")
                 return None
             arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
-        calls.append(ToolCall(spec["name"], arguments, spec.get("id")))
+        calls.append(ToolCall(spec["name"], arguments, spec.get("id"), chunks))
     return tuple(calls)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
+from .cli_record import upstream_options
 
 if TYPE_CHECKING:
     from .service import ServeConfig
@@ -38,6 +39,7 @@ def main() -> None:
     mockllm validate scenarios/
     mockllm exec --scenario scenarios/ -- pytest tests/integration
     mockllm serve --port 0 --url-file .mockllm-url &  mockllm wait --url-file .mockllm-url
+    mockllm record --upstream https://api.openai.com --out recordings/   # then serve them
     """
 
 
@@ -221,11 +223,23 @@ def _config(params: dict[str, Any]) -> ServeConfig:
         header_timeout=params["header_timeout"],
         idle_timeout=params["idle_timeout"],
         max_connections=params["max_connections"],
+        upstream=_upstream_config(params),
     )
 
 
+def _upstream_config(params: dict[str, Any]) -> Any:
+    from .cli_record import upstream_of
+
+    if params.get("record_dir") and not params.get("upstream"):
+        raise click.UsageError("--record needs --upstream: the API whose answers are recorded")
+    if not params.get("upstream"):
+        return None
+    if params.get("workers", 1) > 1:
+        raise click.UsageError("--upstream serves from one process: leave out --workers")
+    return upstream_of(params["upstream"], params["record_dir"], params)
+
+
 def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
-    from .server import resolve_scenarios
     from .service import BASE_URLS
 
     if quiet:  # the one line scripts and tests read
@@ -233,7 +247,7 @@ def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
         sys.stdout.flush()
         return
 
-    loaded = resolve_scenarios(list(config.scenarios) if config.scenarios else None)
+    loaded = config.load()
     names = ", ".join(s.name for s in loaded)
     workers = f" from {config.workers} processes" if config.workers > 1 else ""
     click.echo(f"mockllm {__version__} serving {len(loaded)} scenario(s){workers}: {names}")
@@ -254,6 +268,7 @@ def _announce(config: ServeConfig, url: str, *, quiet: bool = False) -> None:
     type=click.IntRange(1, 64),
     help="Serve from this many processes on one port (SO_REUSEPORT). Each has its own call log.",
 )
+@upstream_options
 def serve(**params: Any) -> None:
     """Serve scenarios on every supported API endpoint until Ctrl-C or SIGTERM."""
     import asyncio
@@ -373,9 +388,10 @@ def wait(url: str | None, url_file: Path | None, timeout: float) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+from .cli_record import import_, record  # noqa: E402
 from .cli_tools import explain, init, schema, validate  # noqa: E402  (they need no server)
 
-for command in (validate, init, schema, explain):
+for command in (validate, init, schema, explain, record, import_):
     main.add_command(command)
 
 

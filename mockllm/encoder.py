@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
 from .events import (
+    Chunk,
     Close,
     Comment,
     Cut,
@@ -157,6 +158,8 @@ class EventEncoder(ABC):
                 return self.malformed(event)
             case Fragment():
                 return self.fragment(event)
+            case Chunk(data=data):
+                return data
             case Close() | Hang():
                 return b""
         return b"".join(self._frame(name, data) for name, data in self.payloads(event))

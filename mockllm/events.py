@@ -41,6 +41,15 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class Chunk:
+    """One read of a ``transcript``: bytes sent as they are, in any format. ``index`` is what a
+    fault's ``at`` refers to."""
+
+    index: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallStart:
     """A tool call begins (before its first argument fragment). ``first``: nothing was sent before."""
 
@@ -144,6 +153,7 @@ class Hang:
 Event: TypeAlias = (
     Preamble
     | Token
+    | Chunk
     | ToolCallStart
     | ToolCallEnd
     | Finish

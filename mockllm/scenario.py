@@ -39,10 +39,12 @@ class ToolCall:
     name: str
     arguments: str
     id: str | None = None  # None: each wire format makes one up in its own style
+    #: The fragments as given (``arguments`` as a list, e.g. as recorded); empty: split ``arguments``.
+    chunks: tuple[str, ...] = ()
 
     def fragments(self, mode: TokenMode = "rune") -> tuple[str, ...]:
-        """The argument fragments, split like the reply (one rune each, by default)."""
-        return split_tokens(self.arguments, mode)
+        """The argument fragments: as given, else split like the reply (one rune each, by default)."""
+        return self.chunks or split_tokens(self.arguments, mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,13 @@ class Timing:
     distribution: Literal["normal", "lognormal"] | None = None
     stddev: float = 0.0
     clamp: tuple[float, float] = (0.0, math.inf)
+    #: ``gaps``: the delay before each token after the first (instead of ``per_token``), and
+    #: optionally one more before the finish. Its length fits the stream (checked at load).
+    gaps: tuple[float, ...] = ()
+
+    def gap(self, index: int) -> float:
+        """The delay before token ``index`` (> 0): ``gaps`` where it has one, else ``per_token``."""
+        return self.gaps[index - 1] if index <= len(self.gaps) else self.per_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +149,9 @@ class Scenario:
     #: The largest prompt (in prompt tokens) a request may send.
     context_window: int | None = None
     wire: Wire = Wire()
+    #: ``transcript``: the body as reads, ``(seconds after the previous read, bytes)``, sent as is
+    #: instead of a reply in the route's format.
+    transcript: tuple[tuple[float, bytes], ...] = ()
     #: One scenario per step of ``sequence``, each already merged over this one.
     sequence: tuple[Scenario, ...] = field(default=(), repr=False)
     #: Where the scenario came from, for messages: ``path:line``, or ``<inline>``.

@@ -29,6 +29,8 @@ from .calls import MAX_CALLS
 from .connections import raise_open_file_limit
 from .errors import MockLLMError, ScenarioError
 from .loader import SCENARIO_SUFFIXES, load_scenarios
+from .record import Upstream
+from .redaction import public_url
 from .scenario import Scenario
 from .selection import ScenarioSet
 from .server import MockLLMServer, Server, resolve_scenarios
@@ -73,13 +75,17 @@ class ServeConfig:
     header_timeout: float = 10.0
     idle_timeout: float = 75.0
     max_connections: int | None = None  # None: the open-file limit less connections.FD_RESERVE
+    #: ``--upstream`` (and ``--record``): what no scenario answers is forwarded (and recorded).
+    upstream: Upstream | None = None
 
     def options(self) -> Options:
         shown = {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in asdict(self).items()
-            if k not in ("api_key", "control_token")
+            if k not in ("api_key", "control_token", "upstream")
         }
+        if self.upstream is not None:
+            shown["upstream"] = public_url(self.upstream.url)
         shown["scenarios"] = [str(p) for p in self.scenarios]
         shown["scenario_paths"] = shown.pop("scenarios")
         return Options(
@@ -92,10 +98,12 @@ class ServeConfig:
             max_calls=self.max_calls,
             redact_headers=self.redact_headers,
             strict=self.strict,
+            upstream=None if self.upstream is None else self.upstream.proxy(reload=self.scenarios),
         )
 
     def load(self) -> tuple[Scenario, ...]:
-        return resolve_scenarios(list(self.scenarios) if self.scenarios else None)
+        paths = list(self.scenarios) if self.upstream is None else self.upstream.sources(self.scenarios)
+        return resolve_scenarios(paths or None)
 
     def server_arguments(self) -> dict[str, Any]:
         """What ``Server`` and ``MockLLMServer`` take, scenarios loaded."""

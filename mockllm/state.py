@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -30,6 +30,17 @@ MAX_SCOPES = 1024
 
 #: Large enough for long conversations; beyond it a request gets a 413 in the API's shape.
 MAX_BODY = 16 * 1024 * 1024
+
+
+class Forwarder(Protocol):
+    """Where ``serve --upstream`` sends what no scenario answers (:class:`mockllm.record.Proxy`)."""
+
+    #: Set as the server shuts down: an exchange cut then was cut by the server, not its client.
+    stopping: bool
+
+    async def forward(self, request: web.Request) -> web.StreamResponse: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class Options:
     redact_headers: tuple[str, ...] = ()
     #: ``--strict``: no default; a request that neither names nor matches a scenario is a 404.
     strict: bool = False
+    #: ``serve --upstream``: a completion request no scenario matches is forwarded (and recorded).
+    upstream: Forwarder | None = None
 
     @property
     def secret_headers(self) -> frozenset[str]:

@@ -197,8 +197,9 @@ class _Player:
         return data
 
     async def flush(self) -> None:
-        if self.pending:
-            await self._waiting(self.sink.write(self._take()))
+        data = self._take()
+        if data:  # tokens may encode to nothing (Ollama's tool-call fragments): no empty write
+            await self._waiting(self.sink.write(data))
 
     async def _waiting(self, write: Awaitable[None]) -> None:
         """Await a write, adding the time it waited for a slow reader to drain the socket to
@@ -255,13 +256,13 @@ class _Player:
             step = self._take_due(self._next, now)
             if step is not None and type(step.event) is Token:  # the next token, due later
                 pending = self.pending
-                if pending:
-                    data = pending[0] if len(pending) == 1 else b"".join(pending)
+                data = pending[0] if len(pending) == 1 else b"".join(pending)
+                if data:  # never empty: an empty chunk is the end of a chunked body
                     if not self.sink.write_now(data):  # a slow reader: the coroutine writes it,
                         handback.set_result(step)  # waiting for the drain
                         return
-                    pending.clear()
                     self._sent(len(data), now)
+                pending.clear()
                 self._next = step
                 self.clock.call_at(self.start + step.deadline, self._tick)
                 return

@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .events import (
+    Chunk,
     Close,
     Cut,
     Done,
@@ -84,7 +85,7 @@ def stream_timeline(scenario: Scenario, *, time_scale: float = 1.0) -> Iterable[
     if len(_cache) >= 256:  # scenario sets replaced at runtime leave old entries behind
         _cache.clear()
     # Preamble, finish, [DONE], close; a step per token; a start and an end per tool call.
-    bound: float = 4 + scenario.stream_token_count + 2 * len(scenario.tool_calls)
+    bound: float = 4 + scenario.stream_token_count + 2 * len(scenario.tool_calls) + len(scenario.transcript)
     bound += sum(fault.max_steps() for fault in scenario.faults)
     if bound > CACHE_STEPS:
         _cache[key] = (scenario, None)
@@ -118,6 +119,9 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
         by_index[fault.at if fault.phase == "reply" else fault.phase].append(fault)
 
     yield Step(0.0, Preamble())
+    if scenario.transcript:
+        yield from _transcript(scenario, by_index, delay, time_scale, streaming)
+        return
     sent = 0
     cursor = Cursor(time=delay(timing.first_token), next=Done(), streaming=streaming)
     index = 0
@@ -128,7 +132,8 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
         last = len(group) - 1
         for position, text in enumerate(group):
             if index:
-                cursor.time += gap() * time_scale
+                recorded = index <= len(timing.gaps)  # ``gaps``: recorded, each its own
+                cursor.time += delay(timing.gaps[index - 1]) if recorded else gap() * time_scale
             cursor.next = Token(index, text, first=sent == 0, tool=tool)
             faults = by_index.get(index)
             if faults:
@@ -152,6 +157,8 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
                 yield Step(cursor.time, ToolCallEnd(tool, call.id, call.name, call.arguments))
             index += 1
 
+    if index and len(timing.gaps) >= index and not cursor.stopped():  # a recorded wait before the finish
+        cursor.time += delay(timing.gaps[index - 1])
     if not cursor.stopped():
         cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
         yield from _fire(by_index.get(None, []), cursor, time_scale)
@@ -196,6 +203,30 @@ def gap_sampler(timing: Timing, rng: random.Random) -> Callable[[], float]:
             return rng.lognormvariate(mu, sigma)
 
     return lambda: min(max(draw(), low, 0.0), high)
+
+
+def _transcript(
+    scenario: Scenario,
+    by_index: Mapping[int | str | None, list[Fault]],
+    delay: Callable[[float], float],
+    time_scale: float,
+    streaming: bool,
+) -> Iterator[Step]:
+    """The reads of a ``transcript`` at their times, faults firing before a read by its index."""
+    cursor = Cursor(time=0.0, next=Done(), streaming=streaming)
+    for index, (after, data) in enumerate(scenario.transcript):
+        cursor.time += delay(after)
+        cursor.next = Chunk(index, data)
+        yield from _fire(by_index.get(index, []), cursor, time_scale)
+        if cursor.ended:
+            return
+        yield from _send(cursor)
+    cursor.next = Chunk(len(scenario.transcript), b"")  # what ``at: end`` fires before: nothing
+    for key in (None, "finish", "done"):  # a transcript has no finish: after-* fire at its end
+        yield from _fire(by_index.get(key, []), cursor, time_scale)
+        if cursor.ended:
+            return
+    yield Step(cursor.time, Close("eof", "completed"))
 
 
 def _fire(faults: list[Fault], cursor: Cursor, time_scale: float) -> Iterator[Step]:

@@ -116,3 +116,43 @@ def test_distribution_problems_are_positioned(timing: str, problem: str) -> None
     (found,) = load_set([f"reply: ab\ntiming: {timing}\n"]).problems
     assert str(found).startswith("<string>:2:")
     assert problem in str(found)
+
+
+def test_gaps_load_and_refuse_a_length_that_does_not_fit_the_stream() -> None:
+    scenario = scenario_from_dict({"reply": "abc", "timing": {"gaps": ["31ms", 0.029], "per_token": "1s"}})
+    assert scenario.timing.gaps == (0.031, 0.029)
+    text = "reply: abc\ntiming:\n  gaps: [10ms, 20ms, 30ms, 40ms]\n"
+    (problem,) = load_set([text]).problems
+    assert str(problem) == (
+        "<string>:3:9: timing.gaps: 4 gaps for a stream of 3 tokens: give 2 (one before each token"
+        " after the first) or 3 (the last is the wait before the finish)"
+    )
+    (problem,) = load_set(["reply: ab\ntiming: {gaps: [10ms, 2 parsecs]}\n"]).problems
+    assert str(problem).startswith("<string>:2:23: timing.gaps[1]: '2 parsecs' is not a duration")
+    (problem,) = load_set(["reply: ''\ntiming: {gaps: [1s]}\n"]).problems
+    assert str(problem).endswith("timing.gaps: the stream has no tokens for these gaps to come between")
+    (problem,) = load_set(["reply: 'hi ${model}'\ntemplate: true\ntiming: {gaps: [1s, 1s]}\n"]).problems
+    assert "cannot time a template's reply" in str(problem)
+
+
+async def test_gaps_pace_each_token_on_the_manual_clock(aiohttp_client: Any) -> None:
+    clock = ManualClock(start=1000.0)
+    paced = scenario_from_dict(
+        {
+            "name": "paced",
+            "reply": ["Hel", "lo", "!"],
+            "tool_calls": [{"name": "f", "arguments": "{}"}],
+            "timing": {"first_token": "100ms", "gaps": ["31ms", "29ms", "250ms", "5ms", "40ms"]},
+        }
+    )
+    client = await aiohttp_client(create_app([paced], clock=clock))
+    body = {"model": "paced", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    start = clock.now()
+    response = await client.post("/v1/chat/completions", json=body)
+    text = await response.text()
+    assert '"content":"lo"' in text
+    assert '"arguments":"}"' in text
+    assert "[DONE]" in text
+    # The first token, then each gap (the last one before the finish), each from the start.
+    offsets = [round(t - start, 6) for t in clock.sleeps]
+    assert offsets == [0.1, 0.131, 0.16, 0.41, 0.415, 0.455]

@@ -112,11 +112,11 @@ sequence:
 """
     assert problems(tmp_path, text) == [
         "s.yaml:3:1: tokns: unknown key (allowed: body, chaos, context_window, default, description, done, faults, "
-        "finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, status, template, "
-        "timing, tokens, tool_calls, wire); "
+        "finish_reason, first_byte, headers, incomplete, limits, match, model, name, reply, sequence, status, "
+        "template, timing, tokens, tool_calls, transcript, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
-        "s.yaml:7:3: timing.jiter: unknown key (allowed: clamp, distribution, first_token, jitter, per_token, seed, stddev, tokens_per_second); "
+        "s.yaml:7:3: timing.jiter: unknown key (allowed: clamp, distribution, first_token, gaps, jitter, per_token, seed, stddev, tokens_per_second); "
         "did you mean 'jitter'?",
         "s.yaml:9:25: faults[0].disconnect: 'rst' is not one of truncate, fin, reset, mid-event; did you mean 'reset'?",
         "s.yaml:10:10: faults[1].at: must be a token index (0, 1, ...), 'end', 'after-finish' or 'after-done', not 'x'",
@@ -202,7 +202,7 @@ def test_document_level_problems(tmp_path: Path) -> None:
         "s.yaml:1:1: a scenario must be a mapping with at least a 'reply', not 'just text'"
     ]
     assert problems(tmp_path, "description: x\n") == [
-        "s.yaml:1:1: missing key 'reply' (a scenario needs a reply, tool_calls, or both)"
+        "s.yaml:1:1: missing key 'reply' (a scenario needs a reply, tool_calls, both, or a transcript)"
     ]
     assert problems(tmp_path, "reply: a\nreply: b\n") == ["s.yaml:2:1: reply: duplicate key"]
     assert problems(tmp_path, "- {reply: a}\n- {reply: b}\n") == [
@@ -269,6 +269,8 @@ def test_step_and_scenario_schemas_share_every_behaviour_key() -> None:
         "limits",  # quotas belong to the scenario, not to one of its requests
         "context_window",
         "chaos",  # draws across the scenario's requests
+        "transcript",  # a recorded response, whole: not merged over a reply
+        "incomplete",  # a note on a recording
     }
 
 
@@ -340,9 +342,9 @@ MALFORMED_CHOICES = (
         (
             "1: a\nreply: hi\n",
             "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, chaos, context_window, default, description, "
-            "done, faults, finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, "
-            "status, template, timing, tokens, "
-            "tool_calls, wire)",
+            "done, faults, finish_reason, first_byte, headers, incomplete, limits, match, model, name, reply, "
+            "sequence, status, template, timing, tokens, "
+            "tool_calls, transcript, wire)",
         ),
         # seed of 5,000 digits: ValueError from int()
         (

@@ -206,3 +206,20 @@ async def test_hang_waits_until_cancelled() -> None:
         await task
     assert outcome.outcome == "client-disconnected"
     assert len(sink.writes) == 1
+
+
+async def test_a_token_that_encodes_to_nothing_writes_nothing() -> None:
+    """Ollama sends a tool call whole, so its argument fragments encode to no bytes: an empty
+    write would be a zero-length chunk, the end of a chunked body, before the call is sent."""
+    from mockllm.formats.ollama import OllamaEncoder
+
+    scenario = make_scenario(
+        reply="ab", tool_calls=[{"name": "f", "arguments": {"x": 1}}], timing={"per_token": "10ms"}
+    )
+    clock = ManualClock()
+    sink = RecordingSink(clock)
+    encoder = OllamaEncoder(scenario, REQUEST, CONTEXT, chat=True)
+    outcome = await play(build_timeline(scenario), encoder, sink, clock, coalesce=True)
+    assert all(data for _, data in sink.writes)
+    assert b'"tool_calls"' in b"".join(data for _, data in sink.writes)
+    assert outcome.outcome == "completed"
