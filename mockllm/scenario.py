@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from .faults import Fault
 from .match import Match
+from .vectors import Embeddings
 
 TokenMode = Literal["rune", "word"]
 
@@ -131,6 +132,8 @@ class Scenario:
     chaos: Chaos | None = None
     #: The largest prompt (in prompt tokens) a request may send.
     context_window: int | None = None
+    #: ``embeddings``: the vectors' size and vectors pinned for given inputs.
+    embeddings: Embeddings | None = None
     wire: Wire = Wire()
     #: One scenario per step of ``sequence``, each already merged over this one.
     sequence: tuple[Scenario, ...] = field(default=(), repr=False)

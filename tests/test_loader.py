@@ -111,8 +111,8 @@ sequence:
   - {status: 99}
 """
     assert problems(tmp_path, text) == [
-        "s.yaml:3:1: tokns: unknown key (allowed: body, chaos, context_window, default, description, done, faults, "
-        "finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, status, template, "
+        "s.yaml:3:1: tokns: unknown key (allowed: body, chaos, context_window, default, description, done, "
+        "embeddings, faults, finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, status, template, "
         "timing, tokens, tool_calls, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
@@ -340,7 +340,7 @@ MALFORMED_CHOICES = (
         (
             "1: a\nreply: hi\n",
             "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, chaos, context_window, default, description, "
-            "done, faults, finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, "
+            "done, embeddings, faults, finish_reason, first_byte, headers, limits, match, model, name, reply, sequence, "
             "status, template, timing, tokens, "
             "tool_calls, wire)",
         ),

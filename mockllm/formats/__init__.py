@@ -231,6 +231,7 @@ def tool_call_id(prefix: str, index: int) -> str:
 
 # Each module registers itself; the order is the order of the README's endpoint table.
 from . import anthropic as _anthropic  # noqa: E402
+from . import embeddings as _embeddings  # noqa: E402
 from . import ollama as _ollama  # noqa: E402
 from . import openai_chat as _openai_chat  # noqa: E402
 from . import openai_completions as _openai_completions  # noqa: E402
@@ -251,4 +252,4 @@ __all__ = [
     "serving",
     "tool_call_id",
 ]
-del _anthropic, _ollama, _openai_chat, _openai_completions, _openai_responses
+del _anthropic, _embeddings, _ollama, _openai_chat, _openai_completions, _openai_responses
