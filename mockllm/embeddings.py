@@ -12,16 +12,17 @@ here):
   ``disconnect: mid-event``: the headers and half the JSON body, then FIN; ``disconnect:
   truncate``: half the JSON body with a clean end (the client's JSON parser fails);
 - ``error_event``: an HTTP 500 with that error, in the route's shape;
-- ``malformed`` and ``split`` (bytes of a stream) are ignored.
+- ``malformed`` and ``split`` are ignored, as are ``wire`` options: they are bytes of a stream.
 
 Large requests are worked out in a thread (:data:`THREAD_AT`), so streams playing beside them
-keep their pace.
+keep their pace (:func:`dumps` lets the loop run between two vectors).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -69,7 +70,7 @@ async def answer(
 
     def work() -> bytes:
         vectors = vectors_for(scenario, api_request)
-        return json.dumps(fmt.embeddings_body(api_request, model, vectors)).encode()
+        return dumps(fmt.embeddings_body(api_request, model, vectors)).encode()
 
     body = await asyncio.to_thread(work) if size > THREAD_AT else work()
     headers = {HEADER: header_value(scenario.name), **dict(scenario.headers)}
@@ -117,3 +118,14 @@ def _faults(faults: tuple[Fault, ...]) -> tuple[float, Fault | None]:
         elif isinstance(fault, Disconnect | ErrorEvent):
             return delay, fault
     return delay, None
+
+
+def dumps(value: Any) -> str:
+    """``json.dumps(value)`` of a body, each vector encoded by a call of its own: one
+    call for a whole large body would hold the GIL throughout, and the event loop could not run
+    beside the thread making it."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple) and value and isinstance(value[0], dict | list | tuple):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"  # a list of vectors or of objects
+    return json.dumps(value)
