@@ -591,7 +591,24 @@ def test_api_keys_as_each_api_sends_them(serve: Serve) -> None:
 
 def test_a_wrong_method_is_answered_in_the_routes_shape(server: MockLLMServer) -> None:
     response = httpx.get(f"{server.url}/v1beta/models/m:embedContent")
+    assert (response.status_code, response.json()) == (
+        405,
+        {
+            "error": {
+                "code": 405,
+                "message": "Method GET is not allowed for /v1beta/models/m:embedContent",
+                "status": "INVALID_ARGUMENT",
+            }
+        },
+    )
+    response = httpx.get(f"{server.url}/api/embed")
+    assert (response.status_code, response.json()) == (
+        405,
+        {"error": "Method GET is not allowed for /api/embed"},
+    )
+    response = httpx.get(f"{server.url}/openai/deployments/d/embeddings")
     assert response.status_code == 405
     assert (
-        response.json()["error"]["status"] == "FAILED_PRECONDITION" or response.json()["error"]["code"] == 405
+        response.json()["error"]["message"]
+        == "Method GET is not allowed for /openai/deployments/d/embeddings"
     )

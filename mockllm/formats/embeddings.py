@@ -328,7 +328,7 @@ class _GeminiEmbeddings(EmbeddingsFormat):
         return {"error": {"code": status, "message": message, "status": kind}}
 
     def default_error(self, status: int) -> tuple[str, str, str | None]:
-        kind = GOOGLE_STATUS.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+        kind = GOOGLE_STATUS.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
         return _GOOGLE_MESSAGES.get(status, f"HTTP {status}"), kind, None
 
 
