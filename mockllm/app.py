@@ -170,7 +170,9 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         except ScenarioNotFound as exc:
             return error_response(fmt, 404, str(exc), code="scenario_not_found")
         call.reason, call.why, call.stream = choice.reason, choice.why, api_request.stream
-        scenario = await begin(request, fmt, choice.scenario, call, prompt_tokens=api_request.prompt_tokens)
+        replies = not isinstance(fmt, EmbeddingsFormat)
+        tokens = api_request.prompt_tokens
+        scenario = await begin(request, fmt, choice.scenario, call, prompt_tokens=tokens, replies=replies)
         if isinstance(scenario, web.Response):
             return scenario
         if isinstance(fmt, EmbeddingsFormat):  # not a stream: vectors (mockllm.embeddings)

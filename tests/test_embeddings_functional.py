@@ -252,6 +252,16 @@ def test_gemini_embed_content_route(server: MockLLMServer) -> None:
     assert server.calls.last.format == "gemini-embed"
 
 
+async def test_async_azure_client(server: MockLLMServer) -> None:
+    client = openai.AsyncAzureOpenAI(
+        azure_endpoint=server.url, api_key="azure-key", api_version="2024-10-21", max_retries=0
+    )
+    async with client:
+        result = await client.embeddings.create(model="text-embedding-3-small", input="hi")
+    assert server.calls.last.path == "/openai/deployments/text-embedding-3-small/embeddings"
+    assert result.data[0].embedding == vector("hi", 1536)
+
+
 # -- retrieval -------------------------------------------------------------------------------------
 
 
@@ -418,6 +428,35 @@ def test_a_429_in_each_routes_shape(server: MockLLMServer, clients: Clients) -> 
     with pytest.raises(genai_errors.ClientError) as by_google:
         google.models.embed_content(model="limited", contents="hi")
     assert (by_google.value.code, by_google.value.status) == (429, "RESOURCE_EXHAUSTED")
+
+
+def test_limits_count_the_input_not_the_scenarios_reply(serve: Serve) -> None:
+    server = serve(
+        {"name": "tpm", "reply": "x" * 100, "limits": {"tpm": 10}},
+        {"name": "rpm", "embeddings": {}, "limits": {"rpm": 1}},
+    )
+    with openai.OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0) as client:
+        for _ in range(10):  # one token each: the 100-token reply is never sent, so never counted
+            client.embeddings.create(model="tpm", input="abcd")
+        with pytest.raises(openai.RateLimitError):
+            client.embeddings.create(model="tpm", input="abcd")
+        client.embeddings.create(model="rpm", input="a")
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.embeddings.create(model="rpm", input="a")
+    assert float(caught.value.response.headers["Retry-After"]) > 0
+    limited = httpx.post(f"{server.url}/api/embed", json={"model": "rpm", "input": "a"})
+    assert (limited.status_code, limited.json()) == (429, {"error": "too many requests"})
+
+
+def test_pinned_vectors_per_sequence_step(serve: Serve) -> None:
+    steps = [{"embeddings": {"vectors": {"hi": [1, 0]}}}, {"embeddings": {"vectors": {"hi": [0, 1]}}}]
+    server = serve({"name": "steps", "embeddings": {"dimensions": 2}, "sequence": steps})
+    with openai.OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0) as client:
+        got = [
+            client.embeddings.create(model="steps", input="hi", encoding_format="float").data[0].embedding
+            for _ in range(3)
+        ]
+    assert got == [[1, 0], [0, 1], [0, 1]]  # the last step repeats
 
 
 # -- bad requests ----------------------------------------------------------------------------------

@@ -163,3 +163,10 @@ def test_the_schema_checks_the_embeddings_key(tmp_path: Path) -> None:
     assert problems(tmp_path, "reply: hi\nembeddings: {vectors: {a: []}}\n") == [
         "s.yaml:2:27: embeddings.vectors.a: must not be empty"
     ]
+
+
+def test_a_sequence_steps_pinned_vector_is_checked_at_its_own_line(tmp_path: Path) -> None:
+    text = "embeddings: {dimensions: 2}\nsequence:\n  - embeddings: {vectors: {hi: [1, 2, 3]}}\n"
+    assert problems(tmp_path, text) == [
+        "s.yaml:3:32: sequence[0].embeddings.vectors.hi: a vector of 3 numbers, but dimensions says 2"
+    ]
