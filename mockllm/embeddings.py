@@ -38,8 +38,11 @@ from .state import STATE
 from .streaming import ResponseSink
 from .vectors import dimensions_for, vector
 
-#: Past this many characters of input, or numbers of output, vectors and JSON are made in a thread.
+#: Past this many characters of input plus numbers of output, vectors and JSON are made in a thread.
 THREAD_AT = 200_000
+#: The most numbers one answer holds: the real APIs' largest, 2,048 inputs of 3,072 (a JSON body
+#: of ~35 MB); a request for more is a 400.
+MAX_NUMBERS = 2048 * 3072
 
 
 async def answer(
@@ -66,7 +69,14 @@ async def answer(
 
     embed = embed_input(api_request)
     model = scenario.model or api_request.model
-    size = sum(map(len, embed.texts)) + sum(_sizes(scenario, api_request))
+    numbers = sum(_sizes(scenario, api_request))
+    if numbers > MAX_NUMBERS:
+        count = len(embed.texts)
+        message = (
+            f"{count} vectors of this size are {numbers:,} numbers: mockllm sends at most {MAX_NUMBERS:,}."
+        )
+        return error_response(fmt, 400, message, param="input")
+    size = sum(map(len, embed.texts)) + numbers
 
     def work() -> bytes:
         vectors = vectors_for(scenario, api_request)

@@ -459,6 +459,29 @@ def test_pinned_vectors_per_sequence_step(serve: Serve) -> None:
     assert got == [[1, 0], [0, 1], [0, 1]]  # the last step repeats
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/embeddings", {"model": "m", "input": ["a"] * 2048, "dimensions": 3073}),
+        ("/api/embed", {"model": "m", "input": ["a"] * 2048, "dimensions": 3073}),
+    ],
+)
+def test_an_answer_past_the_largest_real_one_is_a_400(server: MockLLMServer, path: str, body: Any) -> None:
+    response = httpx.post(server.url + path, json=body, timeout=10)
+    assert response.status_code == 400
+    assert error_message(path, response.json()) == (
+        "2048 vectors of this size are 6,293,504 numbers: mockllm sends at most 6,291,456."
+    )
+
+
+def test_the_largest_real_answer_is_sent(server: MockLLMServer, clients: Clients) -> None:
+    result = clients.openai(timeout=30).embeddings.create(
+        model="text-embedding-3-large", input=["a b"] * 2048
+    )
+    assert len(result.data) == 2048
+    assert result.data[2047].embedding == vector("a b", 3072)
+
+
 # -- bad requests ----------------------------------------------------------------------------------
 
 OPENAI_INVALID_INPUT = (
