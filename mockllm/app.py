@@ -3,7 +3,8 @@
 Endpoints:
 - One ``POST`` endpoint per wire format (``/v1/chat/completions``, ``/v1/completions``,
   ``/v1/responses``, ``/v1/messages``, ``/api/chat``, ``/api/generate``): a scenario, streamed or
-  whole, in that API's format.
+  whole, in that API's format; the embeddings endpoints (``/v1/embeddings``, ``/api/embed``, …)
+  answer with vectors (:mod:`mockllm.embeddings`).
 - ``GET /v1/stream``: a scenario for ``EventSource``, with event ids and resume (or, with
   ``resume=0``, as written).
 - ``GET /v1/models``: the loaded scenarios, as models.
@@ -25,9 +26,11 @@ from typing import Any
 
 from aiohttp import web
 
+from . import embeddings
 from .clock import Clock, LoopClock
 from .errors import NoScenarioMatched, ScenarioNotFound
 from .formats import FORMATS, ApiRequest, RequestError, Route, WireFormat
+from .formats.embeddings import EmbeddingsFormat
 from .guards import auth, cors_headers, error_response, json_errors, preflight, record, worker_header
 from .logs import brief_client_errors
 from .match import Seen
@@ -184,9 +187,13 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         except ScenarioNotFound as exc:
             return error_response(fmt, 404, str(exc), code="scenario_not_found")
         call.reason, call.why, call.stream = choice.reason, choice.why, api_request.stream
-        scenario = await begin(request, fmt, choice.scenario, call, prompt_tokens=api_request.prompt_tokens)
+        replies = not isinstance(fmt, EmbeddingsFormat)
+        tokens = api_request.prompt_tokens
+        scenario = await begin(request, fmt, choice.scenario, call, prompt_tokens=tokens, replies=replies)
         if isinstance(scenario, web.Response):
             return scenario
+        if isinstance(fmt, EmbeddingsFormat):  # not a stream: vectors (mockllm.embeddings)
+            return await embeddings.answer(request, fmt, scenario, api_request, call)
         if scenario.template:
             values = {"last_user": seen.conversation.last_user or "", "model": api_request.model}
             if choice.scenario.match is not None:

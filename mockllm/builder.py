@@ -36,6 +36,7 @@ from .match import compile_match
 from .scenario import Chaos, ChaosOption, Limits, Scenario, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
 from .template import BUILT_IN, group_names, unknown
+from .vectors import pinned_embeddings
 from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
 
 #: Tokens of one stream (reply tokens and tool-call argument fragments): planning a stream costs
@@ -70,7 +71,7 @@ def build_scenario(
         return None
     skip = value_problems(data, report)
     schema_problems(data, "scenario", report, skip=skip)
-    if not {"reply", "tool_calls", "transcript"} & set(data) and () not in skip:
+    if not {"reply", "tool_calls", "transcript", "embeddings"} & set(data) and () not in skip:
         report((), "missing key 'reply' (a scenario needs a reply, tool_calls, both, or a transcript)")
     if "name" not in data and default_name is None:
         report((), "missing key 'name' (required when a file holds several scenarios)")
@@ -258,7 +259,8 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
     if not _gaps_ok(gaps, 0 if transcript else len(stream_tokens), bool(data.get("template")), report):
         return None
     faults = build_faults(data.get("faults", []), stream_tokens, wire, report)
-    if faults is None:
+    embeddings = pinned_embeddings(data.get("embeddings"), report)
+    if faults is None or ("embeddings" in data and embeddings is None):
         return None
     return Scenario(
         name=name,
@@ -279,6 +281,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         template=bool(data.get("template", False)),
         limits=Limits(**data["limits"]) if data.get("limits") else None,
         context_window=data.get("context_window"),
+        embeddings=embeddings,
         wire=Wire(**wire),
         transcript=transcript,
         source=source,

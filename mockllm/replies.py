@@ -35,11 +35,19 @@ log = logging.getLogger("mockllm")
 
 
 async def begin(
-    request: web.Request, fmt: WireFormat, chosen: Scenario, call: Call, *, prompt_tokens: int = 0
+    request: web.Request,
+    fmt: WireFormat,
+    chosen: Scenario,
+    call: Call,
+    *,
+    prompt_tokens: int = 0,
+    replies: bool = True,
 ) -> Scenario | web.Response:
     """The step of ``chosen`` this call plays (the next of a ``sequence``), once its
     ``first_byte`` delay has passed; or, for a step with a ``status``, a prompt past the
-    ``context_window`` or a request past the ``limits``, the response to send."""
+    ``context_window`` or a request past the ``limits``, the response to send. ``replies``:
+    the answer is the scenario's reply, whose tokens count against ``limits.tpm`` (an embeddings
+    answer has none)."""
     state = request.app[STATE]
     call.scenario = chosen.name
     style = fmt.style
@@ -49,7 +57,7 @@ async def begin(
         return error_response(fmt, 400, message, param="messages", code="context_length_exceeded")
     quota_headers: tuple[tuple[str, str], ...] = ()
     if chosen.limits is not None:
-        tokens = prompt_tokens + chosen.stream_token_count
+        tokens = prompt_tokens + (chosen.stream_token_count if replies else 0)
         quota = state.quotas.take(
             chosen, api_key(request), tokens, state.clock.now(), state.clock.wall(), style
         )

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from .faults import Fault
 from .match import Match
+from .vectors import Embeddings
 
 TokenMode = Literal["rune", "word"]
 
@@ -148,6 +149,8 @@ class Scenario:
     chaos: Chaos | None = None
     #: The largest prompt (in prompt tokens) a request may send.
     context_window: int | None = None
+    #: ``embeddings``: the vectors' size and vectors pinned for given inputs.
+    embeddings: Embeddings | None = None
     wire: Wire = Wire()
     #: ``transcript``: the body as reads, ``(seconds after the previous read, bytes)``, sent as is
     #: instead of a reply in the route's format.

@@ -177,9 +177,9 @@ def test_404_405_413_in_each_apis_own_shape(serve: Serve) -> None:
     assert ollama_413.status_code == 413
     assert ollama_413.json() == {"error": "The request body is too large: the limit is 1000 bytes."}
     assert httpx.get(f"{server.url}/api/tags").json() == {"error": "Invalid URL (GET /api/tags)"}
-    openai_404 = httpx.post(f"{server.url}/v1/embeddings")
+    openai_404 = httpx.post(f"{server.url}/v1/images/generations")
     assert openai_error(openai_404) == {
-        "message": "Invalid URL (POST /v1/embeddings)",
+        "message": "Invalid URL (POST /v1/images/generations)",
         "type": "invalid_request_error",
         "param": None,
         "code": None,

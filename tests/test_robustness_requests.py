@@ -92,6 +92,8 @@ def error_shape(path: str, body: Any) -> bool:
             and isinstance(body["error"].get("message"), str)
         )
     error = body.get("error") if isinstance(body, dict) else None
+    if path.startswith(("/v1beta/models/", "/v1/models/")):  # Google's: {code, message, status}
+        return isinstance(error, dict) and set(error) >= {"code", "message", "status"}
     if path.startswith("/openai/") and isinstance(error, dict) and set(error) == {"code", "message"}:
         return isinstance(error["code"], str) and isinstance(error["message"], str)  # Azure's gateway
     return isinstance(error, dict) and {"message", "type", "param", "code"} <= set(error)

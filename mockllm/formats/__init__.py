@@ -247,6 +247,7 @@ def tool_call_id(prefix: str, index: int) -> str:
 from . import anthropic as _anthropic  # noqa: E402
 from . import azure as _azure  # noqa: E402
 from . import bedrock as _bedrock  # noqa: E402
+from . import embeddings as _embeddings  # noqa: E402
 from . import ollama as _ollama  # noqa: E402
 from . import openai_chat as _openai_chat  # noqa: E402
 from . import openai_completions as _openai_completions  # noqa: E402
@@ -267,4 +268,4 @@ __all__ = [
     "serving",
     "tool_call_id",
 ]
-del _anthropic, _azure, _bedrock, _ollama, _openai_chat, _openai_completions, _openai_responses
+del _anthropic, _azure, _bedrock, _embeddings, _ollama, _openai_chat, _openai_completions, _openai_responses
