@@ -9,7 +9,7 @@ see but the server or a client would trip on:
 - data nested or large past the YAML reader's limits, for mappings built in Python;
 - a header name that is not an HTTP token, a header value (or ``wire.content_type``) with a control
   character, a ``Content-Length`` or ``Transfer-Encoding`` header (``wire.framing`` frames the
-  body), headers longer than :data:`MAX_HEADER_BYTES` all told;
+  body), headers longer than :data:`~mockllm.httpspecs.MAX_HEADER_BYTES` all told;
 - a duration longer than a day; a ``body`` or tool-call ``arguments`` that are not JSON;
 - a stream of more than :data:`MAX_TOKENS` tokens.
 
@@ -31,7 +31,8 @@ from .duration import parse_duration
 from .errors import Problem, show
 from .faults import decode_raw
 from .faultspecs import build_faults
-from .latency import build_timing
+from .httpspecs import body_ok, headers_ok, json_problem, reject_constant
+from .latency import build_timing, gaps_ok
 from .match import compile_match
 from .scenario import Chaos, ChaosOption, Limits, Scenario, ToolCall, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
@@ -42,16 +43,10 @@ from .yamlnodes import MAX_DEPTH, MAX_NODES, KeyPath, Locate, dotted
 #: Tokens of one stream (reply tokens and tool-call argument fragments): planning a stream costs
 #: time and memory per token, on the server's event loop.
 MAX_TOKENS = 1_000_000
-#: The scenario's own headers, ``Name: value`` lines all told: clients stop reading a response
-#: head at 8–16 KiB (aiohttp's client, h11), and mockllm adds its own.
-MAX_HEADER_BYTES = 8192
 #: 64-bit signed: JSON, the JSON Schema and every client read integers as at most this.
 MAX_INT = 2**63 - 1
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
-_FRAMING_HEADERS = {"content-length", "transfer-encoding"}
 
 
 def build_scenario(
@@ -231,7 +226,7 @@ def _merge(base: Mapping[str, Any], step: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[..., None]) -> Scenario | None:
-    checks = [_durations_ok(data, report), _headers_ok(data, report), _body_ok(data, report)]
+    checks = [_durations_ok(data, report), headers_ok(data, report), body_ok(data, report)]
     if not all(checks):
         return None
     reply = data.get("reply", "")
@@ -256,7 +251,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         report((key,), message + (" (tokens: word makes fewer)" if mode == "rune" else ""))
         return None
     gaps = tuple(parse_duration(gap) for gap in data.get("timing", {}).get("gaps", ()))
-    if not _gaps_ok(gaps, 0 if transcript else len(stream_tokens), bool(data.get("template")), report):
+    if not gaps_ok(gaps, 0 if transcript else len(stream_tokens), bool(data.get("template")), report):
         return None
     faults = build_faults(data.get("faults", []), stream_tokens, wire, report)
     embeddings = pinned_embeddings(data.get("embeddings"), report)
@@ -341,87 +336,6 @@ def _transcript(
     return tuple(reads) if ok else None
 
 
-def _gaps_ok(gaps: tuple[float, ...], tokens: int, template: bool, report: Callable[..., None]) -> bool:
-    """``timing.gaps`` has one gap before each token after the first, and maybe one before the finish."""
-    if not gaps:
-        return True
-    if template:
-        report(("timing", "gaps"), "cannot time a template's reply: its tokens are known only per request")
-        return False
-    if tokens - 1 <= len(gaps) <= tokens:
-        return True
-    if tokens == 0:
-        report(("timing", "gaps"), "the stream has no tokens for these gaps to come between")
-        return False
-    message = (
-        f"{len(gaps):,} gaps for a stream of {tokens:,} tokens: give {tokens - 1:,} (one before each token"
-        f" after the first) or {tokens:,} (the last is the wait before the finish)"
-    )
-    report(("timing", "gaps"), message)
-    return False
-
-
-def _headers_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
-    """Headers the server can send and a client can read (RFC 9110 field names and values)."""
-    ok = True
-    size = 0
-    for name, value in data.get("headers", {}).items():
-        text, value_text = str(name), str(value)
-        size += len(text) + len(value_text.encode("utf-8")) + 4  # ": " and CRLF
-        if not _TOKEN.match(text):
-            message = f"{show(text)} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
-            report(("headers", name), message, at_key=True)
-            ok = False
-        elif text.lower() in _FRAMING_HEADERS:
-            message = f"mockllm frames the body itself (wire.framing): a {text} header would contradict it"
-            report(("headers", name), message, at_key=True)
-            ok = False
-        if _CONTROL.search(value_text):
-            report(("headers", name), _control_message(value_text))
-            ok = False
-    content_type = data.get("wire", {}).get("content_type", "")
-    if _CONTROL.search(content_type):
-        report(("wire", "content_type"), _control_message(content_type))
-        ok = False
-    if size > MAX_HEADER_BYTES:
-        message = f"{size:,} bytes of headers: at most {MAX_HEADER_BYTES:,} (clients read no more)"
-        report(("headers",), message)
-        ok = False
-    return ok
-
-
-def _control_message(value: str) -> str:
-    match = _CONTROL.search(value)
-    assert match is not None
-    code = f"U+{ord(match.group()):04X}"
-    return f"{show(value)} cannot be sent as a header: it contains a control character ({code})"
-
-
-def _body_ok(data: Mapping[str, Any], report: Callable[..., None]) -> bool:
-    body = data.get("body")
-    if body is not None and data.get("status") == 204:
-        report(("body",), "a 204 No Content answer has no body (status: 200 sends one)")
-        return False
-    if body is None or isinstance(body, str):
-        return True
-    problem = _json_problem(body)
-    if problem is not None:
-        report(("body",), f"cannot be sent as JSON: {problem}")
-    return problem is None
-
-
-def _json_problem(value: Any) -> str | None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return str(exc)
-    return None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> tuple[ToolCall, ...] | None:
     calls = []
     for index, spec in enumerate(specs):
@@ -432,7 +346,7 @@ def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> 
             arguments = "".join(chunks)
         if isinstance(arguments, str):
             try:
-                parsed = json.loads(arguments, parse_constant=_reject_constant)
+                parsed = json.loads(arguments, parse_constant=reject_constant)
             except json.JSONDecodeError as exc:
                 report(here, f"is not valid JSON: {exc.msg}")
                 return None
@@ -446,7 +360,7 @@ def _tool_calls(specs: list[Mapping[str, Any]], report: Callable[..., None]) -> 
                 report(here, "must be JSON text of an object")
                 return None
         else:
-            problem = _json_problem(arguments)
+            problem = json_problem(arguments)
             if problem is not None:
                 report(here, f"cannot be sent as JSON: {problem}")
                 return None

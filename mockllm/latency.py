@@ -65,3 +65,23 @@ def build_timing(timing: Mapping[str, Any], report: Report) -> Timing | None:
         stddev=stddev,
         clamp=(low, high),
     )
+
+
+def gaps_ok(gaps: tuple[float, ...], tokens: int, template: bool, report: Callable[..., None]) -> bool:
+    """``timing.gaps`` has one gap before each token after the first, and maybe one before the finish."""
+    if not gaps:
+        return True
+    if template:
+        report(("timing", "gaps"), "cannot time a template's reply: its tokens are known only per request")
+        return False
+    if tokens - 1 <= len(gaps) <= tokens:
+        return True
+    if tokens == 0:
+        report(("timing", "gaps"), "the stream has no tokens for these gaps to come between")
+        return False
+    message = (
+        f"{len(gaps):,} gaps for a stream of {tokens:,} tokens: give {tokens - 1:,} (one before each token"
+        f" after the first) or {tokens:,} (the last is the wait before the finish)"
+    )
+    report(("timing", "gaps"), message)
+    return False
