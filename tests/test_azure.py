@@ -215,3 +215,8 @@ def test_api_key_header_and_bearer(serve: Serve) -> None:
         bad.chat.completions.create(model="dep", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.code == "401"
     bad.close()
+
+
+def test_match_format_names_azure_and_bedrock() -> None:
+    scenario = make_scenario(match={"format": ["azure-chat", "azure-completions", "bedrock"]})
+    assert scenario.match is not None

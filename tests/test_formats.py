@@ -317,3 +317,11 @@ def test_bad_crc_in_a_text_framing_is_the_event_with_its_last_brace_flipped() ->
     damaged = lines.split(b"\n")[0]
     assert damaged.startswith(b'{"model":"m"')
     assert damaged.endswith(b'"done":false|')
+
+
+def test_the_schema_names_every_format_match_can_ask_for() -> None:
+    import json
+    from importlib import resources
+
+    schema = json.loads(resources.files("mockllm").joinpath("data/scenario.schema.json").read_text("utf-8"))
+    assert sorted(schema["$defs"]["format_name"]["enum"]) == sorted(FORMATS)
