@@ -182,11 +182,11 @@ def _completion_handler(fmt: WireFormat) -> Handler:
 
 
 def route_of(request: web.Request) -> Route:
-    """The path's placeholders and the query (first value of each) of ``request``."""
+    """The path's placeholders, the query (first value of each) and the path of ``request``."""
     query: dict[str, str] = {}
     for key, value in request.query.items():
         query.setdefault(key, value)
-    return Route(dict(request.match_info), query)
+    return Route(dict(request.match_info), query, request.path)
 
 
 def _utility_handler(fmt: WireFormat, answer: Callable[[Any, Route], dict[str, Any]]) -> Handler:

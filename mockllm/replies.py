@@ -56,8 +56,9 @@ async def begin(
         if not quota.allowed:
             call.outcome = FAULT_STATUS
             message, kind, code = fmt.default_error(429)
+            body = fmt.error_body(429, message, type=kind, param=None, code=code)
             return web.json_response(
-                fmt.error_body(429, message, type=kind, param=None, code=code),
+                fmt.with_retry_delay(body, quota.retry_after),
                 status=429,
                 headers=dict(quota.headers),
             )
@@ -173,11 +174,11 @@ def status_response(fmt: WireFormat, scenario: Scenario, *, stream: bool = False
         return response
     if scenario.body is None:
         message, kind, code = fmt.default_error(status)
-        return web.json_response(
-            fmt.error_body(status, message, type=kind, param=None, code=code),
-            status=status,
-            headers=headers,
-        )
+        body = fmt.error_body(status, message, type=kind, param=None, code=code)
+        retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), "")
+        if status == 429 and retry_after.strip().isdigit():
+            body = fmt.with_retry_delay(body, float(retry_after))
+        return web.json_response(body, status=status, headers=headers)
     if isinstance(scenario.body, str):
         headers.setdefault(hdrs.CONTENT_TYPE, "text/plain; charset=utf-8")
         return web.Response(text=scenario.body, status=status, headers=headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import ollama
@@ -107,3 +108,26 @@ READERS: dict[str, Callable[[str, str], Seen]] = {
     "anthropic": anthropic_messages,
     "ollama-chat": ollama_chat,
 }
+
+
+def _gemini(base_url: str) -> Any:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=base_url, timeout=int(READ_TIMEOUT * 1000))
+    return genai.Client(api_key="x", http_options=options)
+
+
+def gemini(base_url: str, name: str) -> Seen:
+    """google-genai's ``generate_content_stream`` (``?alt=sse``, the only framing it asks for)."""
+    client = _gemini(base_url)
+
+    def read(parts: list[str]) -> None:
+        with client:
+            for chunk in client.models.generate_content_stream(model=name, contents="hi"):
+                parts.append(chunk.text or "")
+
+    return _guard(read)
+
+
+READERS["gemini"] = gemini

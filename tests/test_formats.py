@@ -302,6 +302,9 @@ def test_serving_reads_a_routes_placeholders_as_the_router_does() -> None:
     assert serving("/v1/chat/completions") == (FORMATS["openai-chat"], Route({}))
     assert serving("/v1/chat/completions/x") is None
     regex = _route_regex("/v1beta/models/{model}:streamGenerateContent")
-    assert regex.fullmatch("/v1beta/models/gemini-2.0-flash:streamGenerateContent")["model"] == "gemini-2.0-flash"
+    assert (
+        regex.fullmatch("/v1beta/models/gemini-2.0-flash:streamGenerateContent")["model"]
+        == "gemini-2.0-flash"
+    )
     assert regex.fullmatch("/v1beta/models/a/b:streamGenerateContent") is None  # one segment, as aiohttp
     assert regex.fullmatch("/v1beta/models/x.streamGenerateContent") is None  # literal text is literal
