@@ -8,6 +8,7 @@ the error body of the API that owns the path; the server must record no bug.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,6 +90,8 @@ def error_shape(path: str, body: Any) -> bool:
             and isinstance(body["error"].get("message"), str)
         )
     error = body.get("error") if isinstance(body, dict) else None
+    if path.startswith("/v1beta/"):  # Google's
+        return isinstance(error, dict) and set(error) >= {"code", "message", "status"}
     return isinstance(error, dict) and {"message", "type", "param", "code"} <= set(error)
 
 
@@ -111,7 +114,7 @@ def check(server: MockLLMServer, response: httpx.Response, path: str) -> None:
     assert server.errors == []
 
 
-@pytest.mark.parametrize("path", [fmt.path for fmt in FORMATS.values()])
+@pytest.mark.parametrize("path", [re.sub(r"\{\w+\}", "fast", fmt.path) for fmt in FORMATS.values()])
 def test_post_bodies_never_get_a_5xx(server: MockLLMServer, client: httpx.Client, path: str) -> None:
     @SETTINGS
     @given(body=bodies)

@@ -25,6 +25,7 @@ stall's keep-alive without a ``line`` is an SSE comment, which google-genai does
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -229,8 +230,8 @@ class Gemini(WireFormat):
     def with_retry_delay(self, body: dict[str, Any], seconds: float) -> dict[str, Any]:
         error = body.get("error")
         if isinstance(error, dict):
-            delay = f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-            error["details"] = [{"@type": RETRY_INFO, "retryDelay": delay}]
+            # whole seconds, as Google writes them (and as Retry-After says)
+            error["details"] = [{"@type": RETRY_INFO, "retryDelay": f"{math.ceil(seconds)}s"}]
         return body
 
     def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
