@@ -2,8 +2,9 @@
 
 Endpoints:
 - One ``POST`` endpoint per wire format (``/v1/chat/completions``, ``/v1/completions``,
-  ``/v1/responses``, ``/v1/messages``, ``/api/chat``, ``/api/generate``): a scenario, streamed or
-  whole, in that API's format.
+  ``/v1/responses``, ``/v1/messages``, ``/api/chat``, ``/api/generate``, Gemini's
+  ``/v1beta/models/{model}:streamGenerateContent`` and the rest of :attr:`WireFormat.routes`): a
+  scenario, streamed or whole, in that API's format; and the formats' ``utilities`` (a token count).
 - ``GET /v1/stream``: a scenario for ``EventSource``, with event ids and resume (or, with
   ``resume=0``, as written).
 - ``GET /v1/models``: the loaded scenarios, as models.

@@ -320,8 +320,9 @@ def exec_(command: tuple[str, ...], **params: Any) -> None:
     """Start a server, run COMMAND with its URLs in the environment, stop, exit with COMMAND's status.
 
     \b
-    COMMAND gets MOCKLLM_URL, OPENAI_BASE_URL (.../v1) and ANTHROPIC_BASE_URL, and
-    OPENAI_API_KEY / ANTHROPIC_API_KEY set to the --api-key (else a dummy), replacing any set.
+    COMMAND gets MOCKLLM_URL, OPENAI_BASE_URL (.../v1), ANTHROPIC_BASE_URL and
+    GOOGLE_GEMINI_BASE_URL, and OPENAI_API_KEY / ANTHROPIC_API_KEY / GOOGLE_API_KEY set to the
+    --api-key (else a dummy), replacing any set (GEMINI_API_KEY is unset).
     Example: mockllm exec --scenario scenarios/ -- npm test
     """
     from .errors import MockLLMError, ScenarioError

@@ -39,7 +39,8 @@ log = logging.getLogger("mockllm")
 #: The API keys a wrapped command gets: the server's ``--api-key``, else a dummy. Always replaced,
 #: so a real key in the environment is never sent to the mock (nor left empty, as CI leaves a
 #: missing secret, which the SDKs refuse as "missing credentials").
-KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+#: google-genai reads GOOGLE_API_KEY first (and warns when GEMINI_API_KEY is set too: exec drops it).
+KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY")
 DUMMY_KEY = "mockllm-dummy-key"
 
 
@@ -288,6 +289,8 @@ def exec_command(config: ServeConfig, argv: Sequence[str], verdict: VerdictConfi
         if config.url_file is not None:
             write_url_file(config.url_file, url)
         env = {**os.environ, "MOCKLLM_URL": url, "OPENAI_BASE_URL": f"{url}/v1", "ANTHROPIC_BASE_URL": url}
+        env["GOOGLE_GEMINI_BASE_URL"] = url  # google-genai's (_base_url.py); it adds /v1beta or /v1
+        env.pop("GEMINI_API_KEY", None)
         for key in KEYS:
             env[key] = config.api_key or DUMMY_KEY
         try:

@@ -37,7 +37,7 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_examples_are_found() -> None:
     kinds = [kind.split(",")[0] for kind, _ in EXAMPLES]
-    assert kinds.count("python") == 4
+    assert kinds.count("python") == 5
     assert kinds.count("pytest") == 2
     assert {"shell", "file bad.yaml", "validate bad.yaml", "github-actions"} <= set(kinds)
 
