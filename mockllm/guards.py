@@ -216,7 +216,10 @@ def api_key(request: web.Request) -> str:
     scheme, _, bearer = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     if scheme.lower() == "bearer" and bearer:
         return bearer.strip()
-    return request.headers.get("x-api-key") or request.headers.get("api-key") or ""
+    for header in ("x-api-key", "api-key", "x-goog-api-key"):
+        if request.headers.get(header):
+            return request.headers[header]
+    return request.query.get("key", "") if request.path.startswith(("/v1beta/", "/v1/models/")) else ""
 
 
 def _served(request: web.Request) -> bool:

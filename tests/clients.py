@@ -110,11 +110,11 @@ READERS: dict[str, Callable[[str, str], Seen]] = {
 }
 
 
-def _gemini(base_url: str) -> Any:
+def _gemini(base_url: str, timeout: float = READ_TIMEOUT) -> Any:
     from google import genai
     from google.genai import types
 
-    options = types.HttpOptions(base_url=base_url, timeout=int(READ_TIMEOUT * 1000))
+    options = types.HttpOptions(base_url=base_url, timeout=int(timeout * 1000))
     return genai.Client(api_key="x", http_options=options)
 
 
@@ -131,3 +131,19 @@ def gemini(base_url: str, name: str) -> Seen:
 
 
 READERS["gemini"] = gemini
+
+
+def gemini_async(base_url: str, name: str, timeout: float = READ_TIMEOUT) -> Seen:
+    """google-genai's async client: the same stream read over aiohttp (installed with mockllm),
+    whose ``timeout`` is a deadline for the whole request, not for each read."""
+    import asyncio
+
+    async def read(parts: list[str]) -> None:
+        aio = _gemini(base_url, timeout).aio
+        try:
+            async for chunk in await aio.models.generate_content_stream(model=name, contents="hi"):
+                parts.append(chunk.text or "")
+        finally:
+            await aio.aclose()
+
+    return _guard(lambda parts: asyncio.run(read(parts)))

@@ -5,21 +5,26 @@ function calls, the tool loop, errors). Every shipped scenario is in test_format
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from click.testing import CliRunner
 from google import genai
 from google.genai import errors, types
 
 from mockllm import MockLLMServer
+from mockllm.cli import main
 from mockllm.events import KeepAlive, StreamError
 from mockllm.formats import FORMATS, ApiRequest, RequestError, Route, StreamContext
 from mockllm.state import Options
 from mockllm.timeline import build_timeline
 
+from .clients import Seen, gemini_async
 from .conftest import SCENARIOS, Serve, make_scenario
-from .test_formats_shipped import SHIPPED
+from .test_formats_shipped import SHIPPED, expected_seen
 
 CONTEXT = StreamContext(id="R1", created=1700000000, model="m")
 GEMINI = FORMATS["gemini"]
@@ -365,3 +370,97 @@ def test_the_json_array_streams_element_by_element(pack: MockLLMServer) -> None:
     text = "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in elements)
     assert text == SHIPPED["slow"].reply_text
     assert elements[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+# What the async client (aiohttp) does where it differs from the sync one (httpx2), in
+# test_formats_shipped.py: its line reader splits at LF only, decodes strictly, and its timeout
+# is a deadline for the whole request.
+ASYNC_DIFFERENCES: dict[str, tuple[int | str, type[BaseException] | None]] = {
+    "cr-only": (0, errors.UnknownApiResponseError),  # one line: "data: {...}\r\rdata: ..."
+    "disconnect-fin": (10, aiohttp.ClientPayloadError),
+    "disconnect-reset": (10, aiohttp.ClientPayloadError),
+    "disconnect-mid-event": (10, aiohttp.ClientPayloadError),
+    "flaky-stream": (5, aiohttp.ClientPayloadError),
+    "stall-forever": (0, TimeoutError),
+    "malformed-bad-utf8": (3, UnicodeDecodeError),
+}
+ASYNC_TIMEOUT = 2.0  # the slowest finite scenario takes 0.8 s at this time scale
+
+
+@pytest.fixture(scope="module")
+def slow_pack() -> Any:
+    with MockLLMServer(SCENARIOS, time_scale=0.05) as server:
+        yield server
+
+
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_async_client_on_every_shipped_scenario(slow_pack: MockLLMServer, name: str) -> None:
+    slow_pack.state.scenarios.reset_counters()
+    seen = gemini_async(slow_pack.url, name, ASYNC_TIMEOUT)
+    if name in ASYNC_DIFFERENCES:
+        tokens, error = ASYNC_DIFFERENCES[name]
+        assert isinstance(tokens, int)
+        expected = Seen("".join(SHIPPED[name].tokens[:tokens]), error)
+    else:
+        expected = expected_seen("gemini", name)
+    assert seen.text == expected.text
+    assert (seen.error is None) == (expected.error is None), seen.error
+    if expected.error is not None:
+        assert seen.error is not None
+        assert issubclass(seen.error, expected.error), seen.error
+    assert slow_pack.errors == []
+
+
+WHOLE_ARRAYS = (
+    "crlf",
+    "split-utf8",
+    "stall-mid-event",
+    "tool-call",
+    "keepalive-blank",
+    "wire-content-length",
+)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_scenario_as_a_json_array(pack: MockLLMServer, name: str) -> None:
+    """The JSON-array framing of every scenario: nothing breaks the server, and where no fault
+    touches the bytes between elements the body is one JSON array of the reply's chunks."""
+    pack.state.scenarios.reset_counters()
+    url = f"{pack.url}/v1beta/models/{name}:streamGenerateContent"
+    try:
+        body = httpx.post(url, json=USER, timeout=0.5).content
+    except httpx.HTTPError:
+        body = b""
+    assert pack.errors == []
+    if name in WHOLE_ARRAYS:
+        chunks = json.loads(body)
+        parts = [part for chunk in chunks for part in chunk["candidates"][0]["content"]["parts"]]
+        assert "".join(part.get("text", "") for part in parts) == SHIPPED[name].reply_text
+        assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_explain_reads_a_gemini_request(tmp_path: Path) -> None:
+    """``mockllm explain --path`` takes a Gemini route: its verb says streamed or not."""
+    request = tmp_path / "request.json"
+    question = {"contents": [{"parts": [{"text": "What is the weather?"}]}]}
+    request.write_text(json.dumps(question), encoding="utf-8")
+    path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    args = ["explain", "--scenario", str(SCENARIOS / "agent"), "--path", path, str(request)]
+    result = CliRunner().invoke(main, args)
+    assert result.output.splitlines()[-1] == "ask-weather answers (match)"
+    request.write_text("{}", encoding="utf-8")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "gemini would refuse this request (400): * GenerateContentRequest.contents" in result.output
+
+
+def test_per_key_quotas_read_googles_key(serve: Serve) -> None:
+    server = serve({"name": "m", "reply": "ok", "limits": {"rpm": 1, "per": "key"}})
+    url = f"{server.url}/v1beta/models/m:generateContent"
+    statuses = [
+        httpx.post(url, json=USER, headers={"x-goog-api-key": "a"}).status_code,
+        httpx.post(url, json=USER, headers={"x-goog-api-key": "a"}).status_code,
+        httpx.post(url, json=USER, params={"key": "b"}).status_code,
+    ]
+    assert statuses == [200, 429, 200]  # b has its own bucket
