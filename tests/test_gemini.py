@@ -464,3 +464,18 @@ def test_per_key_quotas_read_googles_key(serve: Serve) -> None:
         httpx.post(url, json=USER, params={"key": "b"}).status_code,
     ]
     assert statuses == [200, 429, 200]  # b has its own bucket
+
+
+def test_match_format_gemini(serve: Serve) -> None:
+    server = serve(
+        {"name": "google", "reply": "Gemini.", "match": {"format": "gemini"}},
+        {"name": "other", "reply": "Other.", "default": True},
+    )
+    assert httpx.post(f"{server.url}/v1/models/m:generateContent", json=USER).json()["candidates"][0][
+        "content"
+    ]["parts"] == [{"text": "Gemini."}]
+    chat = httpx.post(
+        f"{server.openai_base_url}/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.json()["choices"][0]["message"]["content"] == "Other."
