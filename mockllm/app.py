@@ -2,9 +2,11 @@
 
 Endpoints:
 - One ``POST`` endpoint per wire format (``/v1/chat/completions``, ``/v1/completions``,
-  ``/v1/responses``, ``/v1/messages``, ``/api/chat``, ``/api/generate``): a scenario, streamed or
-  whole, in that API's format; the embeddings endpoints (``/v1/embeddings``, ``/api/embed``, …)
-  answer with vectors (:mod:`mockllm.embeddings`).
+  ``/v1/responses``, ``/v1/messages``, ``/api/chat``, ``/api/generate``, Gemini's
+  ``/v1beta/models/{model}:streamGenerateContent`` and the rest of :attr:`WireFormat.routes`): a
+  scenario, streamed or whole, in that API's format; the formats' ``utilities`` (a token count); the
+  embeddings endpoints (``/v1/embeddings``, ``/api/embed``, …) answer with vectors
+  (:mod:`mockllm.embeddings`).
 - ``GET /v1/stream``: a scenario for ``EventSource``, with event ids and resume (or, with
   ``resume=0``, as written).
 - ``GET /v1/models``: the loaded scenarios, as models.
@@ -207,11 +209,11 @@ def _completion_handler(fmt: WireFormat) -> Handler:
 
 
 def route_of(request: web.Request) -> Route:
-    """The path's placeholders and the query (first value of each) of ``request``."""
+    """The path's placeholders, the query (first value of each) and the path of ``request``."""
     query: dict[str, str] = {}
     for key, value in request.query.items():
         query.setdefault(key, value)
-    return Route(dict(request.match_info), query)
+    return Route(dict(request.match_info), query, request.path)
 
 
 def _utility_handler(fmt: WireFormat, answer: Callable[[Any, Route], dict[str, Any]]) -> Handler:

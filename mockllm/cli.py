@@ -338,9 +338,10 @@ def exec_(command: tuple[str, ...], **params: Any) -> None:
 
     \b
     COMMAND gets MOCKLLM_URL and each SDK's base URL variable (OPENAI_BASE_URL as .../v1,
-    ANTHROPIC_BASE_URL, OLLAMA_HOST, AZURE_OPENAI_ENDPOINT, AWS_ENDPOINT_URL_BEDROCK_RUNTIME), and
-    OPENAI_API_KEY / ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY set to the --api-key (else a dummy),
-    replacing any set; OPENAI_API_VERSION is set if it is not; AWS credentials are left as they are.
+    ANTHROPIC_BASE_URL, OLLAMA_HOST, AZURE_OPENAI_ENDPOINT, AWS_ENDPOINT_URL_BEDROCK_RUNTIME,
+    GOOGLE_GEMINI_BASE_URL), and OPENAI_API_KEY / ANTHROPIC_API_KEY / AZURE_OPENAI_API_KEY /
+    GOOGLE_API_KEY set to the --api-key (else a dummy), replacing any set (GEMINI_API_KEY is unset);
+    OPENAI_API_VERSION is set if it is not; AWS credentials are left as they are.
     Example: mockllm exec --scenario scenarios/ -- npm test
     """
     from .errors import MockLLMError, ScenarioError

@@ -98,7 +98,7 @@ def explain(
         known = ", ".join(f.path for f in FORMATS.values())
         raise click.BadParameter(f"{path!r} is not an endpoint mockllm serves ({known})", param_hint="--path")
     fmt, route = served
-    route = Route(route.params, dict(reversed(parse_qsl(url.query))))
+    route = Route(route.params, dict(reversed(parse_qsl(url.query))), route.path)
     given = dict(h.split(":", 1) for h in headers if ":" in h)
     given = {name.strip(): value.strip() for name, value in given.items()}
     try:

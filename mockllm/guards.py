@@ -103,12 +103,17 @@ def _log_call(call: Call) -> None:
 def error_response(
     fmt: WireFormat, status: int, message: str, headers: Mapping[str, str] | None = None, **fields: Any
 ) -> web.Response:
-    """An error in ``fmt``'s shape: its body and its error headers, then ``headers``."""
+    """An error in ``fmt``'s shape: its body and its error headers, then ``headers``. A 429 whose
+    ``Retry-After`` is a number of seconds says it in the body too where the API does (Gemini)."""
     fields.setdefault("type", "server_error" if status >= 500 else "invalid_request_error")
     fields.setdefault("param", None)
     fields.setdefault("code", None)
     all_headers = {**fmt.error_headers(status, fields["type"]), **(headers or {})}
-    return web.json_response(fmt.error_body(status, message, **fields), status=status, headers=all_headers)
+    body = fmt.error_body(status, message, **fields)
+    retry_after = next((v for k, v in all_headers.items() if k.lower() == "retry-after"), "").strip()
+    if status == 429 and retry_after.isdigit():
+        body = fmt.with_retry_delay(body, float(retry_after))
+    return web.json_response(body, status=status, headers=all_headers)
 
 
 @web.middleware
@@ -221,7 +226,10 @@ def api_key(request: web.Request) -> str:
     scheme, _, bearer = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     if scheme.lower() == "bearer" and bearer:
         return bearer.strip()
-    return request.headers.get("x-api-key") or request.headers.get("api-key") or ""
+    for header in ("x-api-key", "api-key", "x-goog-api-key"):
+        if request.headers.get(header):
+            return request.headers[header]
+    return request.query.get("key", "") if request.path.startswith(("/v1beta/", "/v1/models/")) else ""
 
 
 def _served(request: web.Request) -> bool:

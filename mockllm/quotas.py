@@ -11,7 +11,8 @@ the API's rate-limit headers with the live values:
   ``x-ratelimit-remaining-requests``, ``x-ratelimit-reset-requests`` (the time until the bucket is
   full, in OpenAI's ``6m0s`` style), and the same three for ``-tokens``;
 - Anthropic: ``anthropic-ratelimit-requests-limit``, ``-remaining``, ``-reset`` (an RFC 3339 time)
-  and the same for ``-tokens``.
+  and the same for ``-tokens``;
+- Gemini: none (Google sends none); its 429 says the wait in the body's ``RetryInfo``.
 
 ``per: key`` keeps one set of buckets per API key (at most :data:`MAX_BUCKETS`, the least recently
 used dropped first). Pure but for the clock's times passed in.
@@ -110,6 +111,8 @@ def _headers(
     style: str, requests: Bucket | None, tokens: Bucket | None, wall: float
 ) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
+    if style == "gemini":  # Google sends no rate-limit headers: RetryInfo in the 429's body
+        return ()
     for kind, bucket in (("requests", requests), ("tokens", tokens)):
         if bucket is None:
             continue
@@ -149,6 +152,11 @@ def context_error(style: str, window: int, prompt_tokens: int) -> str:
     """The API's own words for a prompt past ``context_window``."""
     if style == "anthropic":
         return f"prompt is too long: {prompt_tokens} tokens > {window} maximum"
+    if style == "gemini":
+        return (
+            f"The input token count ({prompt_tokens}) exceeds the maximum number of tokens "
+            f"allowed ({window})."
+        )
     return (
         f"This model's maximum context length is {window} tokens. However, your messages resulted "
         f"in {prompt_tokens} tokens. Please reduce the length of the messages."

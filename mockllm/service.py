@@ -41,7 +41,8 @@ log = logging.getLogger("mockllm")
 #: The API keys a wrapped command gets: the server's ``--api-key``, else a dummy. Always replaced,
 #: so a real key in the environment is never sent to the mock (nor left empty, as CI leaves a
 #: missing secret, which the SDKs refuse as "missing credentials").
-KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
+#: google-genai reads GOOGLE_API_KEY first (and warns when GEMINI_API_KEY is set too: exec drops it).
+KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY", "GOOGLE_API_KEY")
 #: The base URLs ``mockllm exec`` exports and the banner shows: (variable the SDK reads, the API,
 #: what follows the server's URL).
 BASE_URLS = (
@@ -50,6 +51,7 @@ BASE_URLS = (
     ("OLLAMA_HOST", "Ollama", ""),
     ("AZURE_OPENAI_ENDPOINT", "Azure OpenAI", ""),
     ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "Bedrock", ""),  # boto3's endpoint_url; not its credentials
+    ("GOOGLE_GEMINI_BASE_URL", "Gemini", ""),  # google-genai's (_base_url.py); it adds /v1beta or /v1
 )
 DUMMY_KEY = "mockllm-dummy-key"
 
@@ -307,6 +309,7 @@ def exec_command(config: ServeConfig, argv: Sequence[str], verdict: VerdictConfi
         env = {**os.environ, "MOCKLLM_URL": url}
         env.update((name, url + suffix) for name, _, suffix in BASE_URLS)
         env.setdefault("OPENAI_API_VERSION", "2024-10-21")  # AzureOpenAI() needs one
+        env.pop("GEMINI_API_KEY", None)
         for key in KEYS:
             env[key] = config.api_key or DUMMY_KEY
         try:

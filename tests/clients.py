@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import ollama
@@ -132,3 +133,42 @@ READERS: dict[str, Callable[[str, str], Seen]] = {
     "azure-chat": azure_chat,
     "azure-completions": azure_completions,
 }
+
+
+def _gemini(base_url: str, timeout: float = READ_TIMEOUT) -> Any:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=base_url, timeout=int(timeout * 1000))
+    return genai.Client(api_key="x", http_options=options)
+
+
+def gemini(base_url: str, name: str) -> Seen:
+    """google-genai's ``generate_content_stream`` (``?alt=sse``, the only framing it asks for)."""
+    client = _gemini(base_url)
+
+    def read(parts: list[str]) -> None:
+        with client:
+            for chunk in client.models.generate_content_stream(model=name, contents="hi"):
+                parts.append(chunk.text or "")
+
+    return _guard(read)
+
+
+READERS["gemini"] = gemini
+
+
+def gemini_async(base_url: str, name: str, timeout: float = READ_TIMEOUT) -> Seen:
+    """google-genai's async client: the same stream read over aiohttp (installed with mockllm),
+    whose ``timeout`` is a deadline for the whole request, not for each read."""
+    import asyncio
+
+    async def read(parts: list[str]) -> None:
+        aio = _gemini(base_url, timeout).aio
+        try:
+            async for chunk in await aio.models.generate_content_stream(model=name, contents="hi"):
+                parts.append(chunk.text or "")
+        finally:
+            await aio.aclose()
+
+    return _guard(lambda parts: asyncio.run(read(parts)))

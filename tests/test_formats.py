@@ -299,7 +299,9 @@ def test_the_one_join_text_token_is_the_general_encoding(
 def test_serving_reads_a_routes_placeholders_as_the_router_does() -> None:
     from mockllm.formats import _route_regex, serving
 
-    assert serving("/v1/chat/completions") == (FORMATS["openai-chat"], Route({}))
+    assert serving("/v1/chat/completions") == (FORMATS["openai-chat"], Route({}, path="/v1/chat/completions"))
+    path = "/v1/models/gemini-2.5-flash:generateContent"
+    assert serving(path) == (FORMATS["gemini"], Route({"model": "gemini-2.5-flash"}, path=path))
     assert serving("/v1/chat/completions/x") is None
     regex = _route_regex("/v1beta/models/{model}:streamGenerateContent")
     assert (

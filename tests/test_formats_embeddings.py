@@ -134,7 +134,7 @@ def test_requests_read(
     ],
 )
 def test_each_route_is_served_by_its_format(path: str, fmt: str, params: dict[str, str]) -> None:
-    assert serving(path) == (FORMATS[fmt], Route(params))
+    assert serving(path) == (FORMATS[fmt], Route(params, path=path))
 
 
 def test_error_shapes() -> None:

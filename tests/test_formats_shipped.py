@@ -16,6 +16,7 @@ import httpx2
 import ollama
 import openai
 import pytest
+from google.genai import errors as genai_errors
 
 from mockllm import MockLLMServer, load_scenarios
 
@@ -80,6 +81,37 @@ EXPECTED: dict[str, dict[str, Expected]] = {
         "malformed-raw": (FULL, None),
         "wire-event-ids-keepalive": (FULL, None),
         "wire-bom": (FULL, None),  # the lost first event is message_start, not text
+    },
+    # google-genai (sync: httpx2) reads lines itself: only "data: " lines are events; any other
+    # line goes to a brace-balancing buffer meant for error bodies and must parse as JSON
+    "gemini": {
+        "disconnect-truncate": (10, None),
+        "disconnect-fin": (10, httpx2.RemoteProtocolError),
+        "disconnect-reset": (10, httpx2.ReadError),
+        "disconnect-mid-event": (10, httpx2.RemoteProtocolError),
+        "flaky-stream": (5, httpx2.ReadError),
+        "stall-forever": (0, httpx2.ReadTimeout),
+        # the in-stream {"error": ...} chunk is raised by status: 500 → ServerError
+        "error-event": (6, genai_errors.ServerError),
+        "flaky": (0, genai_errors.ServerError),  # 503 (the SDK retries nothing unless told to)
+        "rate-limited": (0, genai_errors.ClientError),
+        # a comment, "data:" without its space, "id:" or a BOM-prefixed line is not "data: ":
+        # it reaches the raw-JSON buffer, which cannot parse it
+        "keepalive-comment": (4, genai_errors.UnknownApiResponseError),
+        "keepalive-empty-data": (4, genai_errors.UnknownApiResponseError),
+        "wire-event-ids-keepalive": (0, genai_errors.UnknownApiResponseError),
+        "wire-no-space": (0, genai_errors.UnknownApiResponseError),
+        "wire-preamble": (0, genai_errors.UnknownApiResponseError),
+        "wire-bom": (0, genai_errors.UnknownApiResponseError),
+        "malformed-invalid-json": (3, genai_errors.UnknownApiResponseError),
+        "malformed-truncated-json": (3, genai_errors.UnknownApiResponseError),
+        "malformed-not-json": (3, genai_errors.UnknownApiResponseError),
+        "malformed-raw": (3, genai_errors.UnknownApiResponseError),
+        "malformed-bad-crc": (3, genai_errors.UnknownApiResponseError),  # the last brace flipped
+        # the bare JSON line parses in the raw buffer: the imitated chunk is read, then the real one
+        "malformed-missing-prefix": ("No pprefix, no event.", None),
+        # lines are decoded with errors="replace": the bad bytes arrive as two U+FFFD
+        "malformed-bad-utf8": ("Bad\ufffd\ufffd bytes inside.", None),
     },
     "ollama-chat": {
         "disconnect-truncate": (10, None),

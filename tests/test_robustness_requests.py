@@ -125,9 +125,14 @@ def check(server: MockLLMServer, response: httpx.Response, path: str) -> None:
     assert server.errors == []
 
 
-#: Each format's path with its placeholders filled in, and Bedrock's other operations.
+#: Each format's path with its placeholders filled in, and the other operations of Bedrock and Gemini.
 POSTED = [concrete(fmt.path) for fmt in FORMATS.values()] + [
-    f"/model/m/{operation}" for operation in ("converse", "invoke", "invoke-with-response-stream")
+    *(f"/model/m/{operation}" for operation in ("converse", "invoke", "invoke-with-response-stream")),
+    *(
+        f"/{version}/models/m:{verb}"
+        for version in ("v1beta", "v1")
+        for verb in ("generateContent", "countTokens")
+    ),
 ]
 
 

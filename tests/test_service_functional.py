@@ -43,6 +43,10 @@ text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions
     model="slow", messages=[{"role": "user", "content": "hi"}], stream=True))
 print(text)
 print(os.environ["MOCKLLM_URL"], os.environ["ANTHROPIC_BASE_URL"], os.environ["OPENAI_API_KEY"])
+from google import genai
+assert "GEMINI_API_KEY" not in os.environ
+with genai.Client() as gemini:  # GOOGLE_GEMINI_BASE_URL and GOOGLE_API_KEY
+    assert gemini.models.generate_content(model="slow", contents="hi").text == text
 sys.exit(int(sys.argv[1]))
 """
 
@@ -52,6 +56,7 @@ def test_exec_runs_an_sdk_script_and_passes_its_status_on(tmp_path: Path, status
     script = tmp_path / "app.py"
     script.write_text(SDK_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["GEMINI_API_KEY"] = "real-key"  # unset by exec: google-genai would warn that both are set
     result = mockllm(
         "exec",
         "--scenario",

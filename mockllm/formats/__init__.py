@@ -55,10 +55,13 @@ class RequestError(Exception):
 @dataclass(frozen=True)
 class Route:
     """Where a request came in, beyond its body: the values of the route's ``{placeholders}``
-    (a model or deployment named in the path) and the query string (first value of each)."""
+    (a model or deployment named in the path), the query string (first value of each) and the
+    path itself (one format's routes may differ only in a verb, e.g. Gemini's ``:generateContent``
+    and ``:streamGenerateContent``)."""
 
     params: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+    path: str = ""
 
 
 #: The route of a request that came in on a path without placeholders or query.
@@ -134,7 +137,7 @@ class WireFormat:
     #: Response ids are this prefix and a serial number, e.g. ``chatcmpl-mockllm-1``.
     id_prefix: str
     #: Whose wording and rate-limit headers the quotas and the context window use
-    #: (:mod:`mockllm.quotas`): ``openai`` or ``anthropic``.
+    #: (:mod:`mockllm.quotas`): ``openai``, ``anthropic`` or ``gemini``.
     style: str = "openai"
     #: Endpoints beside the completion one that answer from the body alone, no scenario
     #: (e.g. a token count): route pattern → function of (body, route) to the JSON response,
@@ -175,6 +178,11 @@ class WireFormat:
     def error_headers(self, status: int, type: str) -> dict[str, str]:
         """Headers an error response carries beside its body (Bedrock's ``x-amzn-ErrorType``)."""
         return {}
+
+    def with_retry_delay(self, body: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """A 429 ``body`` saying the client may retry in ``seconds`` (the ``Retry-After``), for
+        APIs that say it in the body too (Google's ``RetryInfo``); by default ``body`` as is."""
+        return body
 
     def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
         """The API keys a request carries as this API's clients send them, for ``--api-key``:
@@ -218,7 +226,7 @@ def serving(path: str) -> tuple[WireFormat, Route] | None:
         for pattern in fmt.all_routes():
             found = _route_regex(pattern).fullmatch(path)
             if found:
-                return fmt, Route(found.groupdict())
+                return fmt, Route(found.groupdict(), path=path)
     return None
 
 
@@ -248,6 +256,7 @@ from . import anthropic as _anthropic  # noqa: E402
 from . import azure as _azure  # noqa: E402
 from . import bedrock as _bedrock  # noqa: E402
 from . import embeddings as _embeddings  # noqa: E402
+from . import gemini as _gemini  # noqa: E402
 from . import ollama as _ollama  # noqa: E402
 from . import openai_chat as _openai_chat  # noqa: E402
 from . import openai_completions as _openai_completions  # noqa: E402
@@ -268,4 +277,14 @@ __all__ = [
     "serving",
     "tool_call_id",
 ]
-del _anthropic, _azure, _bedrock, _embeddings, _ollama, _openai_chat, _openai_completions, _openai_responses
+del (
+    _anthropic,
+    _azure,
+    _bedrock,
+    _embeddings,
+    _gemini,
+    _ollama,
+    _openai_chat,
+    _openai_completions,
+    _openai_responses,
+)

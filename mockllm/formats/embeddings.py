@@ -33,6 +33,7 @@ from ..conversation import Conversation, Message, text_of
 from ..vectors import MAX_DIMENSIONS, to_float32_bytes
 from . import FORMATS, NO_ROUTE, ApiRequest, RequestError, Route, WireFormat, register
 from .fields import json_object, optional, required
+from .gemini import MESSAGES, google_error, status_name
 
 #: The most inputs one request may embed (OpenAI's limit; Gemini's batch limit is 100).
 MAX_INPUTS = 2048
@@ -262,31 +263,6 @@ class OllamaEmbeddings(_OllamaEmbeddings):
 
 # -- Gemini ---------------------------------------------------------------------------------------
 
-#: Google's canonical status names (google.rpc.Code) by HTTP status.
-GOOGLE_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "NOT_IMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-_GOOGLE_MESSAGES = {
-    400: "Request contains an invalid argument.",
-    401: "API key not valid. Please pass a valid API key.",
-    403: "The caller does not have permission",
-    404: "Requested entity was not found.",
-    429: "Resource has been exhausted (e.g. check quota).",
-    500: "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
-    503: "The model is overloaded. Please try again later.",
-    504: "Deadline expired before operation could complete.",
-}
-
 
 def _gemini_error(message: str) -> RequestError:
     return RequestError(400, message, type="INVALID_ARGUMENT")
@@ -324,12 +300,10 @@ class _GeminiEmbeddings(EmbeddingsFormat):
     def error_body(
         self, status: int, message: str, *, type: str, param: str | None, code: str | int | None
     ) -> dict[str, Any]:
-        kind = type if type.isupper() else GOOGLE_STATUS.get(status, "UNKNOWN")
-        return {"error": {"code": status, "message": message, "status": kind}}
+        return google_error(status, message, type)
 
     def default_error(self, status: int) -> tuple[str, str, str | None]:
-        kind = GOOGLE_STATUS.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
-        return _GOOGLE_MESSAGES.get(status, f"HTTP {status}"), kind, None
+        return MESSAGES.get(status, f"HTTP {status}"), status_name(status), None
 
 
 class GeminiEmbed(_GeminiEmbeddings):
