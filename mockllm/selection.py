@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import MockLLMError, NoScenarioMatched, ScenarioNotFound
-from .match import Seen, fold
+from .match import Seen
+from .matchindex import MatchIndex
 from .scenario import Scenario, default_first
 
 HEADER = "X-Mockllm-Scenario"
@@ -47,7 +48,7 @@ class ScenarioSet:
         self.scenarios = default_first(scenarios)
         self._by_name = {s.name: s for s in scenarios}
         self._matching = tuple(s for s in scenarios if s.match is not None)
-        self._index = _Index(self._matching)
+        self._index = MatchIndex(self._matching)
         self._fallback = next((s for s in self.scenarios if s.match is None), None)
         self._answered: Counter[tuple[str | None, str]] = Counter()
 
@@ -72,7 +73,7 @@ class ScenarioSet:
         if header:
             return Choice(self.get(header), "header")
         if seen is not None:
-            for scenario in self._index.candidates(seen.last_user):
+            for scenario in self._index.candidates(seen):
                 assert scenario.match is not None
                 if scenario.match.miss(seen) is None:
                     held = ", ".join(scenario.match.keys)
@@ -115,57 +116,3 @@ class ScenarioSet:
         else:
             for key in [key for key in self._answered if key[0] == test]:
                 del self._answered[key]
-
-
-class _Index:
-    """Which ``match`` scenarios could hold for a last user text, in load order, without running
-    each one's conditions. Most rules say ``last_user: {contains: WORD}``, and a text that holds
-    WORD holds each three characters of it: so each such scenario is filed under the rarest
-    trigram of its WORD (case-folded for ``ignore_case``), and a request looks up the trigrams of
-    its text. The others (no such condition, a word under three characters) are always
-    candidates. Choosing among 1,000 then costs the text's trigrams, not 1,000 condition runs."""
-
-    def __init__(self, scenarios: Sequence[Scenario]) -> None:
-        self.scenarios = tuple(scenarios)
-        self.always: list[int] = []
-        self.exact: dict[str, list[int]] = {}
-        self.folded: dict[str, list[int]] = {}
-        gates = [_gate(scenario) for scenario in scenarios]
-        # File each word under its rarest trigram among all the words, so words that share a
-        # prefix ("weather in Paris", "weather in Rome") do not all land in one bucket.
-        counts = Counter(gram for gate in gates if gate is not None for gram in _grams(gate[0]))
-        for position, gate in enumerate(gates):
-            if gate is None:
-                self.always.append(position)
-            else:
-                wanted, case = gate
-                rarest = min(sorted(_grams(wanted)), key=counts.__getitem__)
-                (self.folded if case else self.exact).setdefault(rarest, []).append(position)
-
-    def candidates(self, text: str | None) -> list[Scenario]:
-        positions = list(self.always)
-        if text is not None:
-            for index, given in ((self.exact, text), (self.folded, fold(text))):
-                if index:
-                    for gram in _grams(given).intersection(index):
-                        positions += index[gram]
-        return [self.scenarios[p] for p in sorted(positions)]
-
-
-def _grams(text: str) -> set[str]:
-    return {text[i : i + 3] for i in range(len(text) - 2)}
-
-
-def _gate(scenario: Scenario) -> tuple[str, bool] | None:
-    """``(word, ignore case)`` of a ``last_user`` condition that is one ``contains`` test of at
-    least three characters: the last user text must hold it for ``scenario`` to match."""
-    assert scenario.match is not None
-    for key, tests in scenario.match.conditions:
-        if (
-            key == "last_user"
-            and len(tests) == 1
-            and tests[0].kind == "contains"
-            and len(tests[0].wanted) >= 3
-        ):
-            return tests[0].wanted, tests[0].ignore_case
-    return None
