@@ -14,7 +14,7 @@ Endpoints:
 - ``GET /``: the playground page.
 - ``/_mockllm/...``: the control API (:mod:`mockllm.control`), unless turned off.
 
-Every request passes the guards of :mod:`mockllm.guards` (call log, JSON errors, CORS, API key);
+Every request passes the guard of :mod:`mockllm.guards` (call log, JSON errors, CORS, API key);
 what is sent once a scenario is chosen is :mod:`mockllm.replies`; the state is :mod:`mockllm.state`.
 """
 
@@ -33,7 +33,7 @@ from .clock import Clock, LoopClock
 from .errors import NoScenarioMatched, ScenarioNotFound
 from .formats import FORMATS, ApiRequest, RequestError, Route, WireFormat
 from .formats.embeddings import EmbeddingsFormat
-from .guards import auth, cors_headers, error_response, json_errors, preflight, record, worker_header
+from .guards import cors_headers, error_response, guard, worker_header
 from .logs import brief_client_errors
 from .match import Seen
 from .metrics import CONTENT_TYPE
@@ -56,8 +56,7 @@ def create_app(
     """An application serving ``scenarios`` (the first is the default)."""
     options = options or Options()
     brief_client_errors()
-    middlewares = [record, json_errors, *([preflight] if options.cors else []), auth]
-    app = web.Application(middlewares=middlewares, client_max_size=options.max_body)
+    app = web.Application(middlewares=[guard], client_max_size=options.max_body)
     state = ServerState(ScenarioSet(scenarios), clock or LoopClock(), time_scale, options=options)
     app[STATE] = state
     for fmt in FORMATS.values():

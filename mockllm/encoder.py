@@ -117,6 +117,13 @@ class EventEncoder(ABC):
         self._text_frame: tuple[bytes, bytes, bytes] | None = None
 
     @property
+    def text_frame(self) -> tuple[bytes, bytes] | None:
+        """What comes before and after the escaped text of a text token that is not the stream's
+        first, while that is fixed (None otherwise): the write loop joins a run of them at once."""
+        frame = self._text_frame
+        return None if frame is None else (frame[1], frame[2])
+
+    @property
     def last_id(self) -> int:
         """The ``id:`` of the last event framed (0 before the first, or without event ids)."""
         return self._next_id

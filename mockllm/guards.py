@@ -1,12 +1,20 @@
-"""The middlewares and response hooks every request passes through, outermost first.
+"""The guards every request passes, in one middleware (:func:`guard`), and the response hooks.
 
-- :func:`record`: the call log and the access log (every call to the mocked API, not
-  ``/healthz`` or the control API); runs the clock's due ticks as each request starts and ends.
-- :func:`json_errors`: aiohttp's HTML errors (404, 405, 413) and handler bugs (500) become JSON
-  in the API's shape, never an HTML page or a traceback. A bug is logged and kept in
-  ``ServerState.errors`` so the pytest fixture can fail the test that caused it.
-- :func:`preflight` and :func:`cors_headers` (with ``--cors``): browsers.
-- :func:`auth`: ``--api-key`` on the LLM endpoints, ``--control-token`` on the control API.
+What :func:`guard` does, outermost first:
+
+- the call log and the access log (every call to the mocked API, not ``/healthz`` or the control
+  API); runs the clock's due ticks as each request starts and ends (:func:`start_call`,
+  :func:`end_call`);
+- JSON errors: aiohttp's HTML errors (404, 405, 413) and handler bugs (500) become JSON in the
+  API's shape, never an HTML page or a traceback. A bug is logged and kept in
+  ``ServerState.errors`` so the pytest fixture can fail the test that caused it
+  (:func:`error_for`);
+- with ``--cors``, the preflight (:func:`preflight`; :func:`cors_headers` is a response hook);
+- ``--api-key`` on the LLM endpoints, ``--control-token`` on the control API (:func:`refusal`).
+
+One middleware rather than four: every coroutine frame on the await chain of an open stream lives
+as long as the stream (~400 B each, and aiohttp adds one of its own when there are any
+middlewares), which a thousand held streams pay a thousand times (``python -m bench.memory``).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from aiohttp import hdrs, web
 from .calls import REJECTED, Call
 from .formats import FORMATS, WireFormat, format_for
 from .selection import HEADER
-from .state import CALL, STATE, TEST_HEADER, Handler
+from .state import CALL, STATE, TEST_HEADER, Handler, Options, ServerState
 
 log = logging.getLogger("mockllm")
 access_log = logging.getLogger("mockllm.access")
@@ -32,12 +40,35 @@ UNLOGGED = ("/healthz", "/metrics", "/_mockllm/")
 
 
 @web.middleware
-async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Log every call to the mocked API; the handler fills in what it learns."""
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every guard of the module docstring, outermost first, in one coroutine."""
     state = request.app[STATE]
     state.clock.run_due()  # the streams already playing keep their pace through a burst of requests
+    call, route = start_call(request, state)
+    try:
+        try:
+            response = refusal(request, state.options) or await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = error_for(request, exc)
+        except Exception as exc:
+            response = error_for(request, exc)
+    except BaseException:
+        if call is not None:
+            call.outcome = "client-disconnected" if call.outcome == "started" else call.outcome
+            _ended(call, state, route)
+        raise
+    if call is not None:
+        end_call(call, response, state, route)
+    return response
+
+
+def start_call(request: web.Request, state: ServerState) -> tuple[Call | None, str]:
+    """Log a call to the mocked API (None for the paths not logged) and the route it reached; the
+    handler fills in what it learns."""
     if request.path.startswith(UNLOGGED):
-        return await handler(request)
+        return None, ""
     call = Call(
         method=request.method,
         path=request.path,
@@ -49,25 +80,24 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     state.metrics.started()
     request[CALL] = call
     resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    try:
-        response = await handler(request)
-    except BaseException:
-        call.outcome = "client-disconnected" if call.outcome == "started" else call.outcome
-        call.finish(state.clock.now())
-        state.metrics.finished(call, route)
-        _log_call(call)
-        raise
+    return call, resource.canonical if resource is not None else "unmatched"
+
+
+def end_call(call: Call, response: web.StreamResponse, state: ServerState, route: str) -> None:
+    """The call's answer is out: its status, headers and outcome, unless the stream set them."""
     if call.status is None and call.outcome != "client-disconnected":
         call.status = response.status
         call.response_headers = dict(response.headers)
     if call.outcome == "started":
         call.outcome = REJECTED if response.status >= 400 else "completed"
+    _ended(call, state, route)
+    state.clock.run_due()
+
+
+def _ended(call: Call, state: ServerState, route: str) -> None:
     call.finish(state.clock.now())
     state.metrics.finished(call, route)
     _log_call(call)
-    state.clock.run_due()
-    return response
 
 
 def test_of(request: web.Request) -> str | None:
@@ -116,15 +146,11 @@ def error_response(
     return web.json_response(body, status=status, headers=all_headers)
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn aiohttp's HTML errors (unknown path, wrong method, body too large) into JSON in the
-    shape of the API that owns the path (:func:`~mockllm.formats.format_for`)."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+def error_for(request: web.Request, exc: Exception) -> web.Response:
+    """What an exception from a handler becomes: aiohttp's HTML errors (unknown path, wrong
+    method, body too large) in the JSON shape of the API that owns the path
+    (:func:`~mockllm.formats.format_for`); a client that left, a quiet 499; a bug, a 500."""
+    if isinstance(exc, web.HTTPException):
         if exc.status == 404:
             message = f"Invalid URL ({request.method} {request.path})"
         elif exc.status == 405:
@@ -135,16 +161,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         else:
             message = exc.text or exc.reason
         return api_error(request.path, exc.status, message)
-    except ConnectionError:  # the client left before the response went out: its doing, not a bug
+    if isinstance(exc, ConnectionError):  # the client left before the response went out: not a bug
         call = request.get(CALL)
         if call is not None and call.outcome == "started":
             call.outcome = "client-disconnected"
         return web.Response(status=499)  # never reaches anyone; aiohttp drops it quietly
-    except Exception as exc:  # a bug in mockllm: answer, log, and keep it for the test to see
-        log.exception("mockllm: handler for %s %s failed", request.method, request.path)
-        request.app[STATE].errors.append(exc)
-        message = f"mockllm internal error: {exc!r}"
-        return api_error(request.path, 500, message, code="mockllm_internal_error")
+    # a bug in mockllm: answer, log, and keep it for the test to see
+    log.error("mockllm: handler for %s %s failed", request.method, request.path, exc_info=exc)
+    request.app[STATE].errors.append(exc)
+    message = f"mockllm internal error: {exc!r}"
+    return api_error(request.path, 500, message, code="mockllm_internal_error")
 
 
 def api_error(path: str, status: int, message: str, code: str | None = None) -> web.Response:
@@ -179,9 +205,9 @@ async def cors_headers(request: web.Request, response: web.StreamResponse) -> No
     response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = HEADER
 
 
-@web.middleware
-async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer a CORS preflight (before the API-key check: browsers send no credentials on it)."""
+def preflight(request: web.Request) -> web.Response | None:
+    """The answer to a CORS preflight (before the API-key check: browsers send no credentials on
+    it), None for any other request."""
     if request.method == "OPTIONS" and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
         headers = {
             hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, OPTIONS",
@@ -189,36 +215,38 @@ async def preflight(request: web.Request, handler: Handler) -> web.StreamRespons
             hdrs.ACCESS_CONTROL_MAX_AGE: "600",
         }
         return web.Response(status=204, headers=headers)
-    return await handler(request)
+    return None
 
 
 #: The paths that take the mocked APIs' credentials (``--api-key``): every LLM endpoint.
 API_PATHS = frozenset({"/v1/models", "/v1/stream"})
 
 
-@web.middleware
-async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With ``--api-key``, the LLM endpoints answer a wrong or missing key with a 401 in their
-    API's shape (so clients' auth-error handling can be tested); the control API has its own
-    token."""
-    options = request.app[STATE].options
+def refusal(request: web.Request, options: Options) -> web.Response | None:
+    """The answer that stops ``request`` before its handler, None to let it through: with
+    ``--cors``, a preflight's; with ``--api-key``, the LLM endpoints answer a wrong or missing key
+    with a 401 in their API's shape (so clients' auth-error handling can be tested); the control
+    API has its own token."""
+    if options.cors and (answer := preflight(request)) is not None:
+        return answer
     path = request.path
     key = options.api_key
-    fmt = format_for(path)
-    if key is not None and (path in API_PATHS or _served(request)) and not _key_matches(request, fmt, key):
-        message, kind, code = fmt.default_error(401)
-        return error_response(fmt, 401, message, type=kind, code=code)
+    if key is not None:
+        fmt = format_for(path)
+        if (path in API_PATHS or _served(request)) and not _key_matches(request, fmt, key):
+            message, kind, code = fmt.default_error(401)
+            return error_response(fmt, 401, message, type=kind, code=code)
     token = options.control_token
     if (
-        request.path.startswith("/_mockllm/")
-        and token is not None
+        token is not None
+        and path.startswith("/_mockllm/")
         and request.headers.get(hdrs.AUTHORIZATION) != f"Bearer {token}"
     ):
         return web.json_response(
             {"error": {"message": "The control API needs Authorization: Bearer <control token>."}},
             status=401,
         )
-    return await handler(request)
+    return None
 
 
 def api_key(request: web.Request) -> str:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Protocol
 
 from aiohttp import hdrs, web
 
 from .calls import Outcome
 from .clock import Clock
+from .encoder import EventEncoder, json_string
 from .events import Close, CloseMode, Fragment, Hang, Step, Token
 from .formats import StreamEncoder
 
@@ -52,12 +53,12 @@ class Sink(Protocol):
         as the ending, which saves a send per stream)."""
         ...
 
-    async def hang(self) -> None:
+    def hang(self) -> Awaitable[None]:
         """Wait, sending nothing, until the client leaves (the task is then cancelled)."""
         ...
 
 
-async def play(
+def play(
     steps: Iterable[Step],
     encoder: StreamEncoder,
     sink: Sink,
@@ -65,23 +66,19 @@ async def play(
     *,
     coalesce: bool = True,
     outcome: Outcome | None = None,
-) -> Outcome:
-    """Write the stream described by ``steps``; return (and fill in) its outcome."""
+) -> Coroutine[None, None, Outcome]:
+    """Write the stream described by ``steps``; return (and fill in) its outcome.
+
+    The player's own coroutine, not one that awaits it: every frame of an open stream's await
+    chain lives as long as the stream (``python -m bench.memory``)."""
     out = outcome if outcome is not None else Outcome()
-    try:
-        await _Player(steps, encoder, sink, clock, coalesce, out).run()
-    except ConnectionError:
-        out.outcome = "client-disconnected"
-    except asyncio.CancelledError:
-        out.outcome = "client-disconnected"
-        raise
-    return out
+    return _Player(steps, encoder, sink, clock, coalesce, out).play()
 
 
 class _Player:
     """One stream being played. Two ways to reach a deadline, same bytes either way:
 
-    - the coroutine (:meth:`run`) sleeps until it, then writes what is due: every kind of event;
+    - the coroutine (:meth:`play`) sleeps until it, then writes what is due: every kind of event;
     - a run of paced tokens is written by the clock's tick instead (:meth:`_tick`), one callback
       per token with no coroutine wake-up, which is most of the cost of a thousand paced streams.
       The tick hands the stream back to the coroutine at the first step that is not a token, or
@@ -122,62 +119,71 @@ class _Player:
         self._next: Step | None = None  # the step the tick is waiting for
         self._handback: asyncio.Future[Step | None] | None = None
 
-    async def run(self) -> None:
+    async def play(self) -> Outcome:
+        """Write the stream; a client that hangs up is recorded as such. (One coroutine: every
+        frame of an open stream's await chain lives as long as the stream.)"""
         out, clock = self.out, self.clock
-        now = self.start
-        step = next(self.steps, None)
-        while step is not None:
-            due = self.start + step.deadline
-            # ``now`` is read again only when a step looks early, so a run of events already due
-            # (zero delay, catching up) costs one clock read, not one per event.
-            if due > now:
-                now = clock.now()
-                if due > now:
-                    await self.flush()
-                    if self.coalesce and type(step.event) is Token:
-                        step = await self._ticked(step)
-                        now = clock.now()
-                        continue
-                    await clock.sleep_until(due)
-                    now = clock.now()  # a busy loop wakes us late: that is lateness too
-            if self.coalesce and type(step.event) is Token:  # the hot path: most steps are tokens
-                step = self._take_due(step, now, limit=BATCH)
-                if len(self.pending) >= BATCH:  # a long run due at once: the client can start
-                    await self.flush()  # reading while the rest is encoded,
-                    await asyncio.sleep(0)  # and the other streams' ticks and requests run
-                continue
-            if now - due > out.max_lateness:
-                out.max_lateness = now - due
-            event = step.event
+        try:
+            now = self.start
             step = next(self.steps, None)
-            if isinstance(event, Close):
-                out.outcome = event.outcome
-                await self._waiting(self.sink.close(event.mode, self._take()))
-                return
-            if isinstance(event, Hang):
-                await self.flush()
-                out.outcome = "fault:stall-forever"
-                await self.sink.hang()
-                return
-            data = self.encoder.encode(event)
-            if type(event) is Token or (  # a token here: ``flush: event``
-                isinstance(event, Fragment) and event.part == "tail" and isinstance(event.event, Token)
-            ):
-                out.tokens_sent += 1
-            if not data:
-                continue
-            if isinstance(event, Fragment):  # a write of its own: what was due goes first
-                await self.flush()
-                self.pending.append(data)
-                await self.flush()
-                now = clock.now()
-            else:
-                self.pending.append(data)
-                if not self.coalesce:
+            while step is not None:
+                due = self.start + step.deadline
+                # ``now`` is read again only when a step looks early, so a run of events already due
+                # (zero delay, catching up) costs one clock read, not one per event.
+                if due > now:
+                    now = clock.now()
+                    if due > now:
+                        await self.flush()
+                        if self.coalesce and type(step.event) is Token:
+                            step = await self._ticked(step)
+                            now = clock.now()
+                            continue
+                        await clock.sleep_until(due)
+                        now = clock.now()  # a busy loop wakes us late: that is lateness too
+                if self.coalesce and type(step.event) is Token:  # the hot path: most steps are tokens
+                    step, full = self._take_due(step, now, limit=BATCH)
+                    if full:  # a long run due at once: the client can start
+                        await self.flush()  # reading while the rest is encoded,
+                        await asyncio.sleep(0)  # and the other streams' ticks and requests run
+                    continue
+                if now - due > out.max_lateness:
+                    out.max_lateness = now - due
+                event = step.event
+                step = next(self.steps, None)
+                if isinstance(event, Close):
+                    out.outcome = event.outcome
+                    await self._waiting(self.sink.close(event.mode, self._take()))
+                    return out
+                if isinstance(event, Hang):
+                    await self.flush()
+                    out.outcome = "fault:stall-forever"
+                    await self.sink.hang()
+                    return out
+                data = self.encoder.encode(event)
+                if type(event) is Token or (  # a token here: ``flush: event``
+                    isinstance(event, Fragment) and event.part == "tail" and isinstance(event.event, Token)
+                ):
+                    out.tokens_sent += 1
+                if not data:
+                    continue
+                if isinstance(event, Fragment):  # a write of its own: what was due goes first
+                    await self.flush()
+                    self.pending.append(data)
                     await self.flush()
                     now = clock.now()
-        out.outcome = "completed"
-        await self._waiting(self.sink.close("eof", self._take()))
+                else:
+                    self.pending.append(data)
+                    if not self.coalesce:
+                        await self.flush()
+                        now = clock.now()
+            out.outcome = "completed"
+            await self._waiting(self.sink.close("eof", self._take()))
+        except ConnectionError:
+            out.outcome = "client-disconnected"
+        except asyncio.CancelledError:
+            out.outcome = "client-disconnected"
+            raise
+        return out
 
     def _sent(self, size: int, now: float) -> None:
         # Recorded before writing: whoever reads the outcome once the bytes arrive sees them counted.
@@ -226,26 +232,51 @@ class _Player:
         finally:
             self._handback = None  # cancelled (the client left): the next tick does nothing
 
-    def _take_due(self, step: Step | None, now: float, limit: int = 0) -> Step | None:
+    def _take_due(self, step: Step | None, now: float, limit: int = 0) -> tuple[Step | None, bool]:
         """Encode into :attr:`pending` the tokens from ``step`` on that are due by ``now``, until
         it holds ``limit`` events if given; return the first step not taken (a later token,
-        another event, None at the end). The tight loop of a zero-delay stream, and of a tick."""
-        start, steps, out, pending = self.start, self.steps, self.out, self.pending
-        encode, append = self.encoder.encode, pending.append
-        tokens, worst = 0, out.max_lateness
+        another event, None at the end), and whether ``limit`` stopped it. The tight loop of a
+        zero-delay stream, and of a tick.
+
+        While the encoder frames every text token alike (:attr:`EventEncoder.text_frame`), a run
+        of them is one join of their escaped texts with the frame between them, not a bytes object
+        per token: the same bytes, for about half the work per token."""
+        steps, out, pending = self.steps, self.out, self.pending
+        encoder = self.encoder
+        encode, append = encoder.encode, pending.append
+        framed = encoder if isinstance(encoder, EventEncoder) else None
+        frame = framed.text_frame if framed is not None else None
+        texts: list[bytes] = []  # the escaped texts of the run being joined
+        add = texts.append
+        # Deadlines only grow along a timeline: the first token taken is the latest.
+        start = self.start
+        if (
+            step is not None
+            and type(step.event) is Token
+            and now - (start + step.deadline) > out.max_lateness
+        ):
+            out.max_lateness = now - (start + step.deadline)
+        tokens = 0
         room = max(limit - len(pending), 1) if limit else -1  # -1: no limit
-        while step is not None and type(step.event) is Token and tokens != room:
-            late = now - (start + step.deadline)
-            if late < 0:
+        while step is not None and tokens != room:
+            event = step.event
+            if type(event) is not Token or start + step.deadline > now:
                 break
-            if late > worst:
-                worst = late
             tokens += 1
-            append(encode(step.event))
+            if frame is not None and event.tool is None and not event.first:
+                add(json_string(event.text))
+            else:
+                if texts:
+                    append(_joined(frame, texts))
+                    texts = []
+                    add = texts.append
+                append(encode(event))
+                frame = framed.text_frame if framed is not None else None  # a token may open one
             step = next(steps, None)
+        if texts:
+            append(_joined(frame, texts))
         out.tokens_sent += tokens
-        out.max_lateness = worst
-        return step
+        return step, tokens == room
 
     def _tick(self) -> None:
         handback = self._handback
@@ -253,7 +284,7 @@ class _Player:
             return
         try:
             now = self.clock.now()
-            step = self._take_due(self._next, now)
+            step, _ = self._take_due(self._next, now)
             if step is not None and type(step.event) is Token:  # the next token, due later
                 pending = self.pending
                 data = pending[0] if len(pending) == 1 else b"".join(pending)
@@ -270,6 +301,13 @@ class _Player:
             handback.set_exception(exc)
             return
         handback.set_result(step)
+
+
+def _joined(frame: tuple[bytes, bytes] | None, texts: list[bytes]) -> bytes:
+    """A run of text tokens' events: each escaped text between the frame's head and tail."""
+    assert frame is not None
+    head, tail = frame
+    return head + (tail + head).join(texts) + tail
 
 
 class ResponseSink:
@@ -324,5 +362,7 @@ class ResponseSink:
         else:  # FIN after what was written, without the terminating chunk
             transport.close()
 
-    async def hang(self) -> None:
-        await asyncio.get_running_loop().create_future()  # never set: cancelled when the client leaves
+    def hang(self) -> Awaitable[None]:
+        # A future never set (cancelled when the client leaves), not a coroutine awaiting one:
+        # a held stream keeps one frame fewer alive.
+        return asyncio.get_running_loop().create_future()

@@ -220,8 +220,7 @@ async def test_a_write_to_a_closing_transport_is_a_client_disconnect() -> None:
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from mockllm.calls import Call
-    from mockllm.guards import json_errors
+    from mockllm.guards import guard
     from mockllm.selection import ScenarioSet
     from mockllm.state import CALL, STATE, ServerState
 
@@ -230,13 +229,15 @@ async def test_a_write_to_a_closing_transport_is_a_client_disconnect() -> None:
     app = web.Application()
     app[STATE] = state = ServerState(ScenarioSet([make_scenario()]))
     request = make_mocked_request("POST", "/v1/chat/completions", app=app)
-    request[CALL] = call = Call(method="POST", path="/v1/chat/completions", headers={}, started=0.0)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         raise ConnectionResetError("Cannot write to closing transport")
 
-    await json_errors(request, handler)
+    await guard(request, handler)
+    call = request[CALL]
     assert call.outcome == "client-disconnected"
+    assert call.status is None
+    assert list(state.calls) == [call]
     assert state.errors == []
 
 

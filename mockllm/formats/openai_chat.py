@@ -66,6 +66,10 @@ class OpenAIChatEncoder(EventEncoder):
     """Chunks are built from JSON prefixes and suffixes encoded once per stream; per token only the
     token's text is escaped.
 
+    The prefixes are built at the stream's first payload, not with the encoder: a stream held
+    before its first token (a stall, a hang) never pays for them, and a thousand such streams
+    would keep 2.6 KB of them each (``python -m bench.memory``).
+
     Tool calls stream as ``delta.tool_calls`` fragments keyed by ``index``: the first carries
     ``id``, ``type`` and ``function.name`` with empty ``arguments``, the later ones only argument
     text. Nothing is repeated, since the SDK's accumulator concatenates every string field.
@@ -76,6 +80,12 @@ class OpenAIChatEncoder(EventEncoder):
         self.include_usage = bool(request.options.get("include_usage"))
         self.prompt_tokens = request.prompt_tokens
         self.full = scenario.wire.chunks == "full"
+        self.context = context
+        self._built = False
+
+    def _build(self) -> None:
+        """The stream's prefixes and suffixes, and its text tokens' frame."""
+        context = self.context
         fields: dict[str, Any] = {
             "id": context.id,
             "object": "chat.completion.chunk",
@@ -96,6 +106,7 @@ class OpenAIChatEncoder(EventEncoder):
         # the role on the first content chunk, so every token is exactly one event.
         self._role = self._choice + b'"role":"assistant","content":"","refusal":null' + self._content_end
         self._role_content = (choice + '"role":"assistant","content":').encode()
+        self._built = True
         frame = self.data_frame()
         if frame is not None:  # text tokens: one join (see EventEncoder.encode)
             before, after = frame
@@ -122,6 +133,8 @@ class OpenAIChatEncoder(EventEncoder):
         return self._choice + dumps(delta)[1:-1].encode() + self._content_end
 
     def payloads(self, event: Payload) -> Payloads:
+        if not self._built:
+            self._build()
         match event:
             case Token(text=text, first=first, tool=None):
                 if first and self.full:
