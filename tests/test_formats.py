@@ -171,7 +171,7 @@ def test_openai_responses_function_call_and_incomplete() -> None:
         sse(
             (
                 "response.function_call_arguments.done",
-                '{"type":"response.function_call_arguments.done","item_id":"fc_mockllm_0","output_index":0,"arguments":"{}","sequence_number":5}',
+                '{"type":"response.function_call_arguments.done","item_id":"fc_mockllm_0","output_index":0,"name":"f","arguments":"{}","sequence_number":5}',
             ),
         )
         in data

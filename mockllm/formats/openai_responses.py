@@ -167,7 +167,7 @@ class ResponsesEncoder(EventEncoder):
                 return [
                     self._event(
                         "response.function_call_arguments.done",
-                        {**where, "arguments": arguments},
+                        {**where, "name": name, "arguments": arguments},
                     ),
                     self._event(
                         "response.output_item.done", {"output_index": where["output_index"], "item": item}
