@@ -284,9 +284,12 @@ class ErrorEvent(Fault):
 @dataclass(frozen=True)
 class Split(Fault):
     """Write the token's event in two TCP writes: cutting a multi-byte UTF-8 character in half
-    (``split: utf8``), or at a byte of the event (``split: {byte: N}``, negative from its end)."""
+    (``split: utf8``), or at a byte of the event (``split: {byte: N}``, negative from its end),
+    ``gap`` apart (``{byte: N, gap: 2ms}``: a recording says how far apart the reads were)."""
 
     byte: int | None = None
+    #: Seconds between the two writes (before ``time_scale``); None: the timeline's ``SPLIT_GAP``.
+    gap: float | None = None
 
     @property
     def cuts(self) -> bool:
@@ -295,7 +298,10 @@ class Split(Fault):
     @classmethod
     def from_spec(cls, at: int | None, spec: Mapping[str, Any]) -> Split:
         value = spec["split"]
-        return cls(at=at, byte=value["byte"] if isinstance(value, Mapping) else None)
+        if not isinstance(value, Mapping):
+            return cls(at=at)
+        gap = value.get("gap")
+        return cls(at=at, byte=value["byte"], gap=None if gap is None else parse_duration(gap))
 
     def check(self, tokens: tuple[str, ...]) -> list[tuple[str, str]]:
         if self.phase == "finish" and self.byte is not None:
@@ -318,6 +324,8 @@ class Split(Fault):
 
     def fire(self, cursor: Cursor, time_scale: float) -> Iterator[Step]:
         cursor.cut = "utf8" if self.byte is None else self.byte
+        if self.gap is not None:
+            cursor.split_gap = self.gap * time_scale
         return iter(())
 
 

@@ -172,7 +172,7 @@ def _due(heard: Heard) -> tuple[float, list[dict[str, Any]]]:
         return block.end, []
     if block.end - block.start > MID_EVENT_PAUSE:
         return block.start, [{"stall": seconds(block.end - block.start), "mid_event": True}]
-    return block.start, [{"split": {"byte": block.head}}]
+    return block.start, [{"split": {"byte": block.head, "gap": seconds(block.end - block.start)}}]
 
 
 def _slot(previous: float, due: float, items: list[Heard]) -> tuple[float, list[dict[str, Any]]]:

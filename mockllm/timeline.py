@@ -50,6 +50,7 @@ class Cursor:
     ended: bool = False  # the fault ended the stream
     skip: bool = False  # do not send ``next`` (``replace: true``)
     cut: Cut | None = None  # send ``next`` in two parts ("half": its head was already written)
+    split_gap: float = SPLIT_GAP  # the time between the two parts of a split
     streaming: bool = True  # False for a non-streaming response: no keep-alives, no byte games
     #: (category, severity): a content filter stops the reply here; the finish says so
     filtered: tuple[str, str] | None = None
@@ -232,6 +233,7 @@ def _transcript(
 def _fire(faults: list[Fault], cursor: Cursor, time_scale: float) -> Iterator[Step]:
     cursor.skip = False
     cursor.cut = None
+    cursor.split_gap = SPLIT_GAP
     for fault in faults:
         yield from fault.fire(cursor, time_scale)
         if cursor.ended:
@@ -249,6 +251,6 @@ def _send(cursor: Cursor) -> Iterator[Step]:
         yield Step(time, Fragment(event, "head", "open"))
     elif cursor.cut is not None:  # a split: at a UTF-8 character or at a byte
         yield Step(time, Fragment(event, "head", cursor.cut))
-        yield Step(time + SPLIT_GAP, Fragment(event, "tail", cursor.cut))
+        yield Step(time + cursor.split_gap, Fragment(event, "tail", cursor.cut))
     else:
         yield Step(time, event)

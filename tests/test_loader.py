@@ -92,6 +92,17 @@ def test_split_needs_a_multibyte_token() -> None:
     )
 
 
+def test_a_split_s_gap_is_a_duration() -> None:
+    (scenario,) = parse_scenarios("reply: abc\nfaults: [{at: 2, split: {byte: 1, gap: 2ms}}]\n", "x.yaml")
+    assert scenario.faults == (Split(at=2, byte=1, gap=0.002),)
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenarios("reply: abc\nfaults: [{at: 2, split: {byte: 1, gap: soon}}]\n", "x.yaml")
+    assert (
+        str(caught.value)
+        == "x.yaml:2:40: faults[0].split.gap: 'soon' is not a duration (e.g. 100ms, 1.5s, 2m)"
+    )
+
+
 def test_one_pass_reports_every_problem_with_positions(tmp_path: Path) -> None:
     text = """\
 name: bad

@@ -74,6 +74,23 @@ def test_a_stream_becomes_tokens_gaps_keepalives_and_a_match() -> None:
     assert "reply: [Hel, lo, '!']" in render(data, notes)
 
 
+def test_an_event_cut_across_reads_is_a_split_as_far_apart_as_the_reads() -> None:
+    lo = chunk("lo")
+    reads = [
+        (0.1, chunk("Hel")),
+        (0.2, lo[:10]),
+        (0.203, lo[10:]),
+        (0.3, chunk(finish="stop") + b"data: [DONE]\n\n"),
+    ]
+    data, _ = scenario_of(exchange(reads), "rec")
+    assert data["faults"] == [{"at": 1, "split": {"byte": 10, "gap": 0.003}}]
+    scenario = scenario_from_dict({k: v for k, v in data.items() if k != "name"}, name="rec")
+    parts = [
+        (round(s.deadline, 4), s.event.part) for s in build_timeline(scenario) if hasattr(s.event, "part")
+    ]
+    assert parts == [(0.2, "head"), (0.203, "tail")]
+
+
 @pytest.mark.parametrize(
     ("ending", "tail", "fault"),
     [

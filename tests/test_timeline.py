@@ -112,6 +112,24 @@ def test_split_writes_two_fragments_a_gap_apart() -> None:
     ]
 
 
+def test_a_split_s_gap_is_its_own_and_scales_with_time() -> None:
+    token = Token(1, "b")
+    split = {"at": 1, "split": {"byte": 3, "gap": "5ms"}}
+    assert steps(reply="abc", timing={"per_token": "1s"}, faults=[split])[2:4] == [
+        (1.0, Fragment(token, "head", 3)),
+        (1.005, Fragment(token, "tail", 3)),
+    ]
+    scenario = make_scenario(reply="abc", timing={"per_token": "1s"}, faults=[split])
+    scaled = [(round(s.deadline, 6), s.event) for s in build_timeline(scenario, time_scale=0.5)]
+    assert scaled[2:4] == [(0.5, Fragment(token, "head", 3)), (0.5025, Fragment(token, "tail", 3))]
+    # The next split without a gap of its own has the default again.
+    two = [split, {"at": 2, "split": {"byte": 2}}]
+    assert steps(reply="abc", timing={"per_token": "1s"}, faults=two)[4:6] == [
+        (2.0, Fragment(Token(2, "c"), "head", 2)),
+        (2.0 + SPLIT_GAP, Fragment(Token(2, "c"), "tail", 2)),
+    ]
+
+
 def test_malformed_precedes_or_replaces_and_counts_only_sent_tokens() -> None:
     kept = steps(reply="ab", faults=[{"at": 1, "malformed": "not-json"}])
     assert kept[2:4] == [(0.0, Malformed("not-json", Token(1, "b"))), (0.0, Token(1, "b"))]

@@ -76,7 +76,7 @@ _MARK = "\ue001"
 
 
 def status_name(status: int) -> str:
-    return STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    return STATUSES.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
 
 
 def google_error(status: int, message: str, kind: str | None = None) -> dict[str, Any]:
