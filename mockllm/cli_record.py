@@ -193,9 +193,13 @@ def _check_patterns(patterns: tuple[str, ...]) -> None:
 @click.option(
     "--format",
     "format_name",
-    required=True,
     type=click.Choice(["openai-chat", "anthropic", "ollama-chat", "ollama-generate"]),
-    help="The wire format of the captured stream.",
+    help="The wire format of the captured stream (a HAR entry's route says it).",
+)
+@click.option(
+    "--entry",
+    type=click.IntRange(min=1),
+    help="Which entry of a .har file, counted from 1 (default: its only one on a route mockllm serves).",
 )
 @click.option("--name", help="The scenario's name (default: the file's stem).")
 @click.option(
@@ -203,33 +207,77 @@ def _check_patterns(patterns: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the scenario here (default: standard output).",
 )
-def import_(file: Path, format_name: str, name: str | None, out: Path | None) -> None:
+def import_(
+    file: Path, format_name: str | None, entry: int | None, name: str | None, out: Path | None
+) -> None:
     """Turn a captured response body (e.g. curl -N output saved to FILE) into a scenario: its
     tokens, tool calls, finish reason and faults. A transcript written by record --exact keeps
-    its times as timing.gaps; a raw capture has none."""
+    its times as timing.gaps; a raw capture has none. A .har file (a browser's or a proxy's
+    export) gives the request too, so the scenario gets its match, and the time to the first
+    byte; HAR keeps no time per event."""
     from .faults import Disconnect
     from .formats import FORMATS
     from .loader import load_set
     from .recording import imported
 
-    reads: list[tuple[float, bytes]] = [(0.0, file.read_bytes())]
-    ending = "eof"
-    if file.suffix in (".yaml", ".yml"):
-        loaded = load_set([file])
-        if loaded.problems or len(loaded.scenarios) != 1 or not loaded.scenarios[0].transcript:
-            raise click.ClickException(
-                f"{file}: not one scenario with a transcript (record --exact writes those)"
+    if file.suffix == ".har":
+        text = _from_har(file, entry, name or file.stem)
+    elif format_name is None:
+        raise click.UsageError("--format is needed for a captured body (only a .har file says its route)")
+    else:
+        reads: list[tuple[float, bytes]] = [(0.0, file.read_bytes())]
+        ending = "eof"
+        if file.suffix in (".yaml", ".yml"):
+            loaded = load_set([file])
+            if loaded.problems or len(loaded.scenarios) != 1 or not loaded.scenarios[0].transcript:
+                raise click.ClickException(
+                    f"{file}: not one scenario with a transcript (record --exact writes those)"
+                )
+            scenario = loaded.scenarios[0]
+            reads, time = [], 0.0
+            for after, data in scenario.transcript:
+                time += after
+                reads.append((time, data))
+            ends = [f.mode for f in scenario.faults if isinstance(f, Disconnect) and f.at is None]
+            ending = (
+                {"fin": "fin", "reset": "reset", "mid-event": "fin"}.get(ends[0], "eof") if ends else "eof"
             )
-        scenario = loaded.scenarios[0]
-        reads, time = [], 0.0
-        for after, data in scenario.transcript:
-            time += after
-            reads.append((time, data))
-        ends = [f.mode for f in scenario.faults if isinstance(f, Disconnect) and f.at is None]
-        ending = {"fin": "fin", "reset": "reset", "mid-event": "fin"}.get(ends[0], "eof") if ends else "eof"
-    text = imported(reads, FORMATS[format_name], name or file.stem, source=file.name, ending=ending)
+        text = imported(reads, FORMATS[format_name], name or file.stem, source=file.name, ending=ending)
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}", err=True)
+
+
+def _from_har(file: Path, entry: int | None, name: str) -> str:
+    """The scenario file of one entry of a HAR file."""
+    import json
+
+    from .formats import serving
+    from .har import HarError, exchanges
+    from .recording import scenario_of
+    from .yamlwriter import render
+
+    try:
+        found = exchanges(json.loads(file.read_text(encoding="utf-8")))
+    except (ValueError, HarError) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    if entry is not None:
+        if entry > len(found):
+            raise click.BadParameter(f"{file} has {len(found)} entries", param_hint="--entry")
+        chosen = found[entry - 1]
+    else:
+        served = [(n, e) for n, e in enumerate(found, 1) if serving(e.path) is not None]
+        if len(served) != 1:
+            listed = "".join(f"\n  {n}: {e.method} {e.path} -> {e.status}" for n, e in enumerate(found, 1))
+            what = "none is" if not served else f"{len(served)} are"
+            raise click.ClickException(
+                f"{file}: {what} on a route mockllm serves; pick one with --entry N:{listed}"
+            )
+        chosen = served[0][1]
+    data, notes = scenario_of(chosen, name)
+    notes[0] = f"Imported by mockllm import from {file.name} (HAR, started {chosen.when})"
+    if len(chosen.reads) == 1:
+        notes.append("HAR keeps no time per event: every token at the first byte (edit timing to pace it)")
+    return render(data, notes)

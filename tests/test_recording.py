@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from pathlib import Path
@@ -285,3 +286,88 @@ def test_a_recording_keeps_at_most_max_recorded_bytes(monkeypatch: pytest.Monkey
         notes[-1]
         == f"incomplete: the body was longer than a recording keeps (300 bytes; {endless.dropped:,} more went to the client)"
     )
+
+
+def har_entry(url: str, body: bytes, *, post: str = "", wait: float = 250) -> dict[str, object]:
+    return {
+        "startedDateTime": "2026-12-04T06:00:00.000Z",
+        "request": {
+            "method": "POST",
+            "url": url,
+            "headers": [{"name": "Authorization", "value": "Bearer sk-proj-HarSecret0123456789"}],
+            "postData": {"mimeType": "application/json", "text": post},
+        },
+        "response": {
+            "status": 200,
+            "headers": [
+                {"name": "Content-Type", "value": "text/event-stream"},
+                {"name": "x-request-id", "value": "r1"},
+            ],
+            "content": {
+                "mimeType": "text/event-stream",
+                "text": base64.b64encode(body).decode(),
+                "encoding": "base64",
+            },
+        },
+        "timings": {"send": 1, "wait": wait, "receive": 40},
+    }
+
+
+def test_import_reads_a_har_entry_with_its_request(tmp_path: Path) -> None:
+    prompt = json.dumps(
+        {
+            "model": "gpt-x",
+            "stream": True,
+            "messages": [{"role": "user", "content": "Hi sk-PromptSecret0123456789"}],
+        }
+    )
+    stream = chunk("Hel") + chunk("lo") + chunk(finish="stop") + b"data: [DONE]\n\n"
+    page = har_entry("https://app.example.com/index.html", b"<html>")
+    har = tmp_path / "session.har"
+    har.write_text(
+        json.dumps(
+            {
+                "log": {
+                    "version": "1.2",
+                    "entries": [
+                        page,
+                        har_entry("https://api.example.com/v1/chat/completions?key=k", stream, post=prompt),
+                    ],
+                }
+            }
+        )
+    )
+    result = CliRunner().invoke(main, ["import", str(har)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "# Imported by mockllm import from session.har (HAR, started 2026-12-04T06:00:00.000Z)\n"
+    )
+    assert "Secret" not in result.output  # the Authorization header and the key in the prompt
+    assert "key=k" not in result.output
+    (scenario,) = load_set([result.output]).scenarios
+    assert (scenario.name, scenario.tokens, scenario.first_byte) == ("session", ("Hel", "lo"), 0.25)
+    assert scenario.headers == (("x-request-id", "r1"),)
+    # The request's last user message is the match, redacted where it held a key.
+    assert "  last_user:\n    regex: ^Hi\\ .+$\n" in result.output
+    assert "HAR keeps no time per event" in result.output
+
+
+def test_import_says_which_har_entries_it_could_take(tmp_path: Path) -> None:
+    stream = chunk("a") + b"data: [DONE]\n\n"
+    entry = har_entry("http://h/v1/chat/completions", stream, post=BODY)
+    har = tmp_path / "two.har"
+    har.write_text(json.dumps({"log": {"entries": [entry, entry]}}))
+    result = CliRunner().invoke(main, ["import", str(har)])
+    assert result.exit_code == 1
+    assert result.output.endswith(
+        "2 are on a route mockllm serves; pick one with --entry N:\n"
+        "  1: POST /v1/chat/completions -> 200\n  2: POST /v1/chat/completions -> 200\n"
+    )
+    assert CliRunner().invoke(main, ["import", str(har), "--entry", "2"]).exit_code == 0
+    assert "two.har has 2 entries" in CliRunner().invoke(main, ["import", str(har), "--entry", "3"]).output
+    har.write_text('{"log": {}}')
+    result = CliRunner().invoke(main, ["import", str(har)])
+    assert (result.exit_code, result.output) == (1, f"Error: {har}: not a HAR file: no log.entries list\n")
+    raw = tmp_path / "raw.txt"
+    raw.write_bytes(stream)
+    assert "--format is needed" in CliRunner().invoke(main, ["import", str(raw)]).output
