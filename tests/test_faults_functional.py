@@ -147,7 +147,10 @@ def test_split_at_a_byte_of_the_event(serve: Serve, byte: int, head_ends: bytes,
 def test_split_byte_0_and_other_values_are_refused() -> None:
     with pytest.raises(ScenarioError, match=r"split.byte: must not be 0"):
         scenario_from_dict({"reply": "ab", "faults": [{"at": 1, "split": {"byte": 0}}]})
-    with pytest.raises(ScenarioError, match=r"faults\[0\].split: must be utf8 or \{byte: N\}, not 'half'"):
+    with pytest.raises(
+        ScenarioError,
+        match=r"faults\[0\].split: must be utf8 or \{byte: N\} \(with an optional gap\), not 'half'",
+    ):
         scenario_from_dict({"reply": "ab", "faults": [{"at": 1, "split": "half"}]})
 
 
