@@ -173,8 +173,15 @@ def client_argv(server: Running, model: str, streams: int, *extra: str) -> list[
     ]
 
 
+# Frames a stream sends before its first token's: mockllm's chat stream opens with the role chunk
+# (`delta: {role: assistant, content: ""}`) as the real API's does, the ceiling's with a token.
+# Counting that chunk as a token would move every stream's pace by one gap.
+LEAD = {"mockllm": 1, "ceiling": 0}
+
+
 def client(server: Running, model: str, streams: int, frames: int, *extra: str) -> dict[str, Any]:
-    argv = client_argv(server, model, streams, "--frames", str(frames), *extra)
+    lead = str(LEAD[server.name])
+    argv = client_argv(server, model, streams, "--frames", str(frames), "--lead", lead, *extra)
     cpu0 = cpu_seconds(server.pid)
     peak = Peak(server.pid)
     with peak:

@@ -144,11 +144,11 @@ def summarise(streams: list[Stream], args: argparse.Namespace, wall: float, cpu:
         for at, count in stream.arrivals:
             times.extend([at] * count)
         frames_total += len(times)
-        if stream.finished and len(times) >= args.frames:
+        if stream.finished and len(times) >= args.lead + args.frames:
             complete += 1
         if times:
             ttfb.append(times[0] - stream.sent)
-        tokens = times[: args.frames]
+        tokens = times[args.lead : args.lead + args.frames]
         gaps.extend(b - a for a, b in itertools.pairwise(tokens))
         if len(tokens) == args.frames:
             durations.append(tokens[-1] - stream.sent)
@@ -182,6 +182,9 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--frames", type=int, default=1, help="token frames each stream should carry")
+    parser.add_argument(
+        "--lead", type=int, default=0, help="frames before the first token's (not counted as tokens)"
+    )
     parser.add_argument("--hold", type=int, default=0, help="only open the streams, then wait for stdin")
     parser.add_argument("--sequential", action="store_true", help="one stream after another")
     parser.add_argument("--connect-concurrency", type=int, default=256)

@@ -78,3 +78,25 @@ def test_a_latency_model_reaches_the_client() -> None:
     scripted, delivered = report["scripted"], report["delivered"]
     assert delivered["mean_ms"] == pytest.approx(scripted["mean_ms"], rel=0.25)
     assert delivered["stdev_ms"] == pytest.approx(scripted["stdev_ms"], rel=0.5)
+
+
+def test_lead_frames_are_not_counted_as_tokens() -> None:
+    """mockllm's role chunk shares the first token's read; the pace starts at the first token."""
+    import argparse
+    import asyncio
+
+    from bench.loadclient import Stream, summarise
+
+    loop = asyncio.new_event_loop()
+    try:
+        stream = Stream(payload=b"", done=loop.create_future(), finished=True)
+    finally:
+        loop.close()
+    # a read with the role chunk and token 1 at 0.010 s, then one token every 10 ms up to token 4
+    stream.arrivals = [(0.010, 2), (0.020, 1), (0.030, 1), (0.040, 1)]
+    counted = summarise([stream], argparse.Namespace(frames=4, lead=1), wall=1.0, cpu=0.0)
+    assert counted["paced_s_p50"] == pytest.approx(0.030)
+    assert counted["gap_ms_mean"] == pytest.approx(10.0)
+    assert counted["complete"] == 1
+    miscounted = summarise([stream], argparse.Namespace(frames=4, lead=0), wall=1.0, cpu=0.0)
+    assert miscounted["paced_s_p50"] == pytest.approx(0.020)  # one gap short: the bias --lead removes
