@@ -428,6 +428,10 @@ def test_a_429_in_each_routes_shape(server: MockLLMServer, clients: Clients) -> 
     with pytest.raises(genai_errors.ClientError) as by_google:
         google.models.embed_content(model="limited", contents="hi")
     assert (by_google.value.code, by_google.value.status) == (429, "RESOURCE_EXHAUSTED")
+    # the Retry-After in the body too, as google.rpc.RetryInfo (as the generate routes say it)
+    assert by_google.value.details["error"]["details"] == [
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+    ]
 
 
 def test_limits_count_the_input_not_the_scenarios_reply(serve: Serve) -> None:

@@ -33,7 +33,7 @@ from ..conversation import Conversation, Message, text_of
 from ..vectors import MAX_DIMENSIONS, to_float32_bytes
 from . import FORMATS, NO_ROUTE, ApiRequest, RequestError, Route, WireFormat, register
 from .fields import json_object, optional, required
-from .gemini import MESSAGES, google_error, status_name
+from .gemini import GoogleApi
 
 #: The most inputs one request may embed (OpenAI's limit; Gemini's batch limit is 100).
 MAX_INPUTS = 2048
@@ -286,24 +286,12 @@ def _gemini_request(item: Any, where: str) -> tuple[str, int | None]:
         raise _gemini_error(exc.message) from None
 
 
-class _GeminiEmbeddings(EmbeddingsFormat):
+class _GeminiEmbeddings(GoogleApi, EmbeddingsFormat):
     verb: str
 
     def __init__(self) -> None:
         self.path = f"/v1beta/models/{{model}}:{self.verb}"
         self.routes = (self.path, f"/v1/models/{{model}}:{self.verb}")
-
-    def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
-        yield headers.get("x-goog-api-key", "")
-        yield query.get("key", "")
-
-    def error_body(
-        self, status: int, message: str, *, type: str, param: str | None, code: str | int | None
-    ) -> dict[str, Any]:
-        return google_error(status, message, type)
-
-    def default_error(self, status: int) -> tuple[str, str, str | None]:
-        return MESSAGES.get(status, f"HTTP {status}"), status_name(status), None
 
 
 class GeminiEmbed(_GeminiEmbeddings):

@@ -170,7 +170,31 @@ def count_tokens(body: Any, route: Route) -> dict[str, Any]:
     return {"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}
 
 
-class Gemini(WireFormat):
+class GoogleApi:
+    """What every Google API route shares: google.rpc errors (``RetryInfo`` on a 429) and its
+    keys, ``x-goog-api-key: KEY`` (google-genai) or ``?key=KEY`` (curl examples)."""
+
+    def error_body(
+        self, status: int, message: str, *, type: str, param: str | None, code: str | int | None
+    ) -> dict[str, Any]:
+        return google_error(status, message, type)
+
+    def default_error(self, status: int) -> tuple[str, str, str | None]:
+        return MESSAGES.get(status, f"HTTP {status}"), status_name(status), None
+
+    def with_retry_delay(self, body: dict[str, Any], seconds: float) -> dict[str, Any]:
+        error = body.get("error")
+        if isinstance(error, dict):
+            # whole seconds, as Google writes them (and as Retry-After says)
+            error["details"] = [{"@type": RETRY_INFO, "retryDelay": f"{math.ceil(seconds)}s"}]
+        return body
+
+    def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
+        yield headers.get("x-goog-api-key", "")
+        yield query.get("key", "")
+
+
+class Gemini(GoogleApi, WireFormat):
     name = "gemini"
     path = "/v1beta/models/{model}:streamGenerateContent"
     routes = _routes("generateContent") + _routes("streamGenerateContent")
@@ -219,26 +243,10 @@ class Gemini(WireFormat):
             "responseId": context.id,
         }
 
-    def error_body(
-        self, status: int, message: str, *, type: str, param: str | None, code: str | int | None
-    ) -> dict[str, Any]:
-        return google_error(status, message, type)
-
-    def default_error(self, status: int) -> tuple[str, str, str | None]:
-        return MESSAGES.get(status, f"HTTP {status}"), status_name(status), None
-
-    def with_retry_delay(self, body: dict[str, Any], seconds: float) -> dict[str, Any]:
-        error = body.get("error")
-        if isinstance(error, dict):
-            # whole seconds, as Google writes them (and as Retry-After says)
-            error["details"] = [{"@type": RETRY_INFO, "retryDelay": f"{math.ceil(seconds)}s"}]
-        return body
-
     def offered_keys(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Iterable[str]:
-        """``x-goog-api-key: KEY`` (google-genai) or ``?key=KEY`` (curl examples), or a Bearer token."""
-        yield headers.get("x-goog-api-key", "")
-        yield query.get("key", "")
-        yield from super().offered_keys(headers, query)
+        """Google's keys, or a Bearer token."""
+        yield from GoogleApi.offered_keys(self, headers, query)
+        yield from WireFormat.offered_keys(self, headers, query)
 
 
 register(Gemini())
