@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bench.loadclient import Stream, summarise
 
 from .conftest import ROOT
 
@@ -82,11 +86,6 @@ def test_a_latency_model_reaches_the_client() -> None:
 
 def test_lead_frames_are_not_counted_as_tokens() -> None:
     """mockllm's role chunk shares the first token's read; the pace starts at the first token."""
-    import argparse
-    import asyncio
-
-    from bench.loadclient import Stream, summarise
-
     loop = asyncio.new_event_loop()
     try:
         stream = Stream(payload=b"", done=loop.create_future(), finished=True)
