@@ -284,9 +284,9 @@ class _Player:
             return
         try:
             now = self.clock.now()
-            step, _ = self._take_due(self._next, now)
-            if step is not None and type(step.event) is Token:  # the next token, due later
-                pending = self.pending
+            step = self._take_plain(self._next, now)
+            pending = self.pending
+            if pending:
                 data = pending[0] if len(pending) == 1 else b"".join(pending)
                 if data:  # never empty: an empty chunk is the end of a chunked body
                     if not self.sink.write_now(data):  # a slow reader: the coroutine writes it,
@@ -294,6 +294,7 @@ class _Player:
                         return
                     self._sent(len(data), now)
                 pending.clear()
+            if step is not None and type(step.event) is Token:  # the next token, due later
                 self._next = step
                 self.clock.call_at(self.start + step.deadline, self._tick)
                 return
@@ -301,6 +302,32 @@ class _Player:
             handback.set_exception(exc)
             return
         handback.set_result(step)
+
+    def _take_plain(self, step: Step | None, now: float) -> Step | None:
+        """For a tick: encode into :attr:`pending` what is due by ``now`` from ``step`` on, tokens
+        and the plain events between and after them (a finish, ``[DONE]``, a tool call's start
+        or end, a keep-alive); return the first step not taken: a later step, or one only the
+        coroutine plays (a close, a hang, a fragment: a write of its own), or None at the end.
+
+        So the last token goes out at its deadline with the finish and the sentinel due with it,
+        not when the coroutine next runs: under a burst of requests that wake-up waits behind
+        their handlers (at 1,000 streams on 2 cores the last token was ~100 ms late, p50)."""
+        out, start, encode = self.out, self.start, self.encoder.encode
+        step, _ = self._take_due(step, now)
+        while step is not None and start + step.deadline <= now:
+            event = step.event
+            if type(event) is Token:
+                step, _ = self._take_due(step, now)
+                continue
+            if isinstance(event, (Close, Hang, Fragment)):
+                break
+            if now - (start + step.deadline) > out.max_lateness:
+                out.max_lateness = now - (start + step.deadline)
+            data = encode(event)
+            if data:
+                self.pending.append(data)
+            step = next(self.steps, None)
+        return step
 
 
 def _joined(frame: tuple[bytes, bytes] | None, texts: list[bytes]) -> bytes:

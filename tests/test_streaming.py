@@ -79,8 +79,9 @@ async def test_writes_happen_at_absolute_deadlines(immediate: bool) -> None:
     scenario = make_scenario(reply="abc", timing={"first_token": "1s", "per_token": "100ms"})
     sink, outcome, clock = await run(scenario)
     assert [t for t, _ in sink.writes] == [1.0, 1.1, 1.2]
-    # a and b from the clock's ticks; c goes with the finish and [DONE], due at the same time
-    assert sink.immediate_writes == (2 if immediate else 0)
+    # all three from the clock's ticks, c with the finish and [DONE] due with it; the close (the
+    # coroutine's) has nothing left to write
+    assert sink.immediate_writes == (3 if immediate else 0)
     assert clock.sleeps == [1001.0, 1001.1, 1001.2]  # deadlines from the start, not from each write
     assert b"[DONE]" in sink.writes[-1][1]
     assert b'"finish_reason":"stop"' in sink.writes[-1][1]
