@@ -101,12 +101,8 @@ def test_headers_share_the_first_write_only_when_a_token_is_due_at_once(
     assert (b"data: " in head[0]) is together
 
 
-def test_a_playing_stream_keeps_its_pace_through_a_burst_of_requests(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """asyncio runs timers only between passes over its ready callbacks, and requests that arrive
-    together are one long pass of handlers. Here each burst request costs its handler 5 ms of CPU
-    (80 of them: 400 ms): the stream already playing keeps its 10 ms pace instead of stalling."""
+def slow_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests for the model ``burst`` cost their handler 5 ms of CPU (in picking the scenario)."""
     pick = ScenarioSet.pick
 
     def slow_pick(self: ScenarioSet, header: str | None, seen: Seen | None = None, **kwargs: Any) -> object:
@@ -117,6 +113,15 @@ def test_a_playing_stream_keeps_its_pace_through_a_burst_of_requests(
         return pick(self, header, seen, **kwargs)
 
     monkeypatch.setattr(ScenarioSet, "pick", slow_pick)
+
+
+def test_a_playing_stream_keeps_its_pace_through_a_burst_of_requests(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio runs timers only between passes over its ready callbacks, and requests that arrive
+    together are one long pass of handlers. Here each burst request costs its handler 5 ms of CPU
+    (80 of them: 400 ms): the stream already playing keeps its 10 ms pace instead of stalling."""
+    slow_burst(monkeypatch)
     server = serve(
         {"name": "paced", "reply": "x" * 100, "timing": {"per_token": "10ms"}},
         {"name": "burst", "reply": "y"},
@@ -153,16 +158,7 @@ def test_a_stream_that_ends_during_a_burst_sends_its_last_token_on_time(
     put it behind the burst's handlers in the ready queue (at 1,000 streams on 2 cores the last
     token was ~100 ms late, p50, in ``python -m bench``). Each burst request here costs its
     handler 5 ms of CPU (80 of them: 400 ms), and the burst is sent when 5 of the 10 tokens left."""
-    pick = ScenarioSet.pick
-
-    def slow_pick(self: ScenarioSet, header: str | None, seen: Seen | None = None, **kwargs: Any) -> object:
-        if seen is not None and seen.conversation.model == "burst":
-            end = time.perf_counter() + 0.005
-            while time.perf_counter() < end:
-                pass
-        return pick(self, header, seen, **kwargs)
-
-    monkeypatch.setattr(ScenarioSet, "pick", slow_pick)
+    slow_burst(monkeypatch)
     server = serve(
         {"name": "paced", "reply": "x" * 10, "timing": {"per_token": "20ms"}},
         {"name": "burst", "reply": "y"},
