@@ -37,7 +37,7 @@ from .guards import cors_headers, error_response, guard, worker_header
 from .logs import brief_client_errors
 from .match import Seen
 from .metrics import CONTENT_TYPE
-from .replies import Reply, begin, read_json, stream, whole
+from .replies import Reply, begin, read_json, reported, stream, whole
 from .scenario import Scenario
 from .selection import HEADER, ScenarioSet
 from .state import CALL, STATE, Handler, Options, ServerState
@@ -159,7 +159,9 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
         return scenario
     if resumable == "1":
         scenario = replace(scenario, wire=replace(scenario.wire, event_ids=True))
-    api_request = ApiRequest(model=scenario.name, stream=True, prompt_tokens=0, body=dict(request.query))
+    api_request = reported(
+        ApiRequest(model=scenario.name, stream=True, prompt_tokens=0, body=dict(request.query)), scenario
+    )
     reply = Reply.build(request, fmt, scenario, api_request, call)
     return await stream(reply, last_event_id=int(last) if last else None)
 
@@ -193,6 +195,7 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         scenario = await begin(request, fmt, choice.scenario, call, prompt_tokens=tokens, replies=replies)
         if isinstance(scenario, web.Response):
             return scenario
+        api_request = reported(api_request, scenario)
         if isinstance(fmt, EmbeddingsFormat):  # not a stream: vectors (mockllm.embeddings)
             return await embeddings.answer(request, fmt, scenario, api_request, call)
         if scenario.template:

@@ -34,7 +34,7 @@ from .faultspecs import build_faults
 from .httpspecs import body_ok, headers_ok, json_problem, reject_constant
 from .latency import build_timing, gaps_ok
 from .match import compile_match
-from .scenario import Chaos, ChaosOption, Limits, Scenario, ToolCall, Wire, split_tokens
+from .scenario import Chaos, ChaosOption, Limits, Scenario, ToolCall, Usage, Wire, split_tokens
 from .schemaerrors import Report, schema_problems
 from .template import BUILT_IN, group_names, unknown
 from .vectors import pinned_embeddings
@@ -276,6 +276,7 @@ def _build(data: Mapping[str, Any], name: str, source: str, report: Callable[...
         template=bool(data.get("template", False)),
         limits=Limits(**data["limits"]) if data.get("limits") else None,
         context_window=data.get("context_window"),
+        usage=Usage(**data["usage"]) if data.get("usage") else None,
         embeddings=embeddings,
         wire=Wire(**wire),
         transcript=transcript,

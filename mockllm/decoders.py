@@ -204,6 +204,8 @@ def decode_anthropic(reads: Sequence[tuple[float, bytes]]) -> Decoded:
         elif kind == "message_start":
             message = _dict(data.get("message"))
             out.model = message.get("model") if isinstance(message.get("model"), str) else out.model
+            if isinstance(message.get("usage"), dict):  # the input count; the output's comes last
+                out.usage = {**(out.usage or {}), **message["usage"]}
         elif kind == "content_block_start":
             content = _dict(data.get("content_block"))
             if content.get("type") == "tool_use" and isinstance(content.get("name"), str):
@@ -221,7 +223,7 @@ def decode_anthropic(reads: Sequence[tuple[float, bytes]]) -> Decoded:
         elif kind == "message_delta":
             delta = _dict(data.get("delta"))
             if isinstance(data.get("usage"), dict):
-                out.usage = data["usage"]
+                out.usage = {**(out.usage or {}), **data["usage"]}
             reason = delta.get("stop_reason")
             if isinstance(reason, str):
                 items = [Finish(ANTHROPIC_STOPS.get(reason, reason))]

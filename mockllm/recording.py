@@ -321,7 +321,7 @@ def _structured(
         data["finish_reason"] = whole.finish_reason
         end = exchange.reads[-1][0] if exchange.reads else 0.0
         data["first_byte"] = seconds(exchange.first_byte + end)
-        _usage(whole.usage, notes)
+        _usage(whole.usage, data)
         return data
     decoded = decode_stream(exchange.reads)
     if content_type != fmt.content_type:
@@ -334,13 +334,29 @@ def _structured(
     data.update(stream_scenario(decoded, ending, end, redactor))
     if decoded.wire:
         data["wire"] = Flow(decoded.wire)
-    _usage(decoded.usage, notes)
+    _usage(decoded.usage, data)
     return data
 
 
-def _usage(usage: Any, notes: list[str]) -> None:
-    if usage:
-        notes.append(f"usage as the upstream sent it (mockllm counts its own): {json.dumps(usage)}")
+#: Each API's names for the prompt's and the reply's token counts (OpenAI's chat and completions,
+#: Anthropic's and Responses', Ollama's), as a scenario's ``usage`` names them.
+USAGE_NAMES = {
+    "prompt_tokens": ("prompt_tokens", "input_tokens", "prompt_eval_count"),
+    "completion_tokens": ("completion_tokens", "output_tokens", "eval_count"),
+}
+
+
+def _usage(usage: Any, data: dict[str, Any]) -> None:
+    """The upstream's counts as the scenario's ``usage``, so a replay reports what it reported."""
+    if not isinstance(usage, dict):
+        return
+    counts = {}
+    for key, names in USAGE_NAMES.items():
+        found = [usage[n] for n in names if type(usage.get(n)) is int and usage[n] >= 0]
+        if found:
+            counts[key] = found[0]
+    if counts:
+        data["usage"] = Flow(counts)
 
 
 def imported(

@@ -148,6 +148,15 @@ class Reply:
         return self.fmt.stream_encoder(self.scenario, self.api_request, self.context)
 
 
+def reported(api_request: ApiRequest, scenario: Scenario) -> ApiRequest:
+    """``api_request`` as the reply reports it: with the prompt count of the scenario's
+    ``usage`` if it gives one (the request was measured by mockllm's own count before this)."""
+    usage = scenario.usage
+    if usage is None or usage.prompt_tokens is None:
+        return api_request
+    return replace(api_request, prompt_tokens=usage.prompt_tokens)
+
+
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body (:func:`~mockllm.formats.fields.read_body`); a body aiohttp
     cannot read (a bad ``Content-Encoding``, a cut-off chunked body) is a 400 too."""
@@ -301,6 +310,7 @@ async def whole(reply: Reply) -> web.StreamResponse:
     tool_calls: list[ToolCall] = []
     finish = scenario.finish_reason
     filtered: tuple[str, str] | None = None
+    counted: int | None = None  # the finish's count (the scenario's ``usage``, else the tokens)
     end: StreamError | Hang | Close | None = None
     deadline = 0.0
     for step in build_timeline(scenario, time_scale=state.time_scale, streaming=False):
@@ -315,7 +325,7 @@ async def whole(reply: Reply) -> web.StreamResponse:
         elif isinstance(event, ToolCallEnd):
             tool_calls.append(ToolCall(event.name, event.arguments, event.id))
         elif isinstance(event, Finish):
-            finish, filtered = event.reason, event.filtered
+            finish, filtered, counted = event.reason, event.filtered, event.completion_tokens
         elif isinstance(event, StreamError | Hang):
             end = event
             break
@@ -338,7 +348,10 @@ async def whole(reply: Reply) -> web.StreamResponse:
         if end.mode != "eof":
             await ResponseSink(request, web.StreamResponse()).close(end.mode)
             return web.Response(status=500)  # never reaches the client: its connection is gone
-    whole = WholeReply("".join(text), finish, tokens, tuple(tool_calls), filtered=filtered, duration=deadline)
+    counted = tokens if counted is None else counted
+    whole = WholeReply(
+        "".join(text), finish, counted, tuple(tool_calls), filtered=filtered, duration=deadline
+    )
     body = fmt.response_body(reply.api_request, reply.context, whole)
     headers = {HEADER: header_value(scenario.name), **dict(scenario.headers)}
     return web.json_response(body, dumps=dumps, headers=headers)

@@ -122,6 +122,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """``usage``: the token counts a reply reports, in place of mockllm's own (a recording keeps
+    the upstream's). Only what is reported changes: ``context_window``, ``limits`` and
+    ``per_prompt_token`` still measure the request by mockllm's count."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario. Build one with :func:`mockllm.load_scenarios` or :func:`mockllm.scenario`."""
 
@@ -149,6 +159,8 @@ class Scenario:
     chaos: Chaos | None = None
     #: The largest prompt (in prompt tokens) a request may send.
     context_window: int | None = None
+    #: ``usage``: the counts the reply reports (None: mockllm counts them).
+    usage: Usage | None = None
     #: ``embeddings``: the vectors' size and vectors pinned for given inputs.
     embeddings: Embeddings | None = None
     wire: Wire = Wire()

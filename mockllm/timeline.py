@@ -160,13 +160,16 @@ def build_timeline(scenario: Scenario, *, time_scale: float = 1.0, streaming: bo
 
     if index and len(timing.gaps) >= index and not cursor.stopped():  # a recorded wait before the finish
         cursor.time += delay(timing.gaps[index - 1])
+    # the count the finish reports: the scenario's ``usage`` if it says, else the tokens sent
+    scripted = scenario.usage.completion_tokens if scenario.usage is not None else None
+    counted = sent if scripted is None else scripted
     if not cursor.stopped():
-        cursor.next = Finish(scenario.finish_reason, sent, first=sent == 0)
+        cursor.next = Finish(scenario.finish_reason, counted, first=sent == 0)
         yield from _fire(by_index.get(None, []), cursor, time_scale)
         if cursor.ended:
             return
     if cursor.filtered is not None:  # set by a fault in the loop or at the end
-        cursor.next = Finish("content_filter", sent, first=sent == 0, filtered=cursor.filtered)
+        cursor.next = Finish("content_filter", counted, first=sent == 0, filtered=cursor.filtered)
         cursor.skip, cursor.cut = False, None
     yield from _send(cursor)
     end = Close("eof", "completed")
