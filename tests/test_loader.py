@@ -124,7 +124,7 @@ sequence:
     assert problems(tmp_path, text) == [
         "s.yaml:3:1: tokns: unknown key (allowed: body, chaos, context_window, default, description, done, "
         "embeddings, faults, finish_reason, first_byte, headers, incomplete, limits, match, model, name, reply, "
-        "sequence, status, template, timing, tokens, tool_calls, transcript, wire); "
+        "sequence, status, template, timing, tokens, tool_calls, transcript, usage, wire); "
         "did you mean 'tokens'?",
         "s.yaml:6:14: timing.per_token: '10 parsecs' is not a duration (e.g. 100ms, 1.5s, 2m)",
         "s.yaml:7:3: timing.jiter: unknown key (allowed: clamp, distribution, first_token, gaps, jitter, per_token, seed, stddev, tokens_per_second); "
@@ -355,7 +355,7 @@ MALFORMED_CHOICES = (
             "x.yaml:1:1: [1]: 1 is not a key: keys are names (body, chaos, context_window, default, description, "
             "done, embeddings, faults, finish_reason, first_byte, headers, incomplete, limits, match, model, name, "
             "reply, sequence, status, template, timing, tokens, "
-            "tool_calls, transcript, wire)",
+            "tool_calls, transcript, usage, wire)",
         ),
         # seed of 5,000 digits: ValueError from int()
         (

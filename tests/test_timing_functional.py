@@ -184,9 +184,12 @@ def test_a_stream_that_ends_during_a_burst_sends_its_last_token_on_time(
     for other in burst:
         other.close()
     assert len(arrivals) == 11
-    # Five tokens were due in the next 100 ms; behind the burst the last would be ~400 ms late.
-    # Generous: this client thread shares the GIL with the server's busy one.
-    assert arrivals[-1] - arrivals[4] < 0.25, [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
-    # The terminating chunk is aiohttp's write_eof(), run by the coroutine: it may wait its turn.
+    # The server's own account: when it wrote the first token and the last. Five tokens were due
+    # in the 100 ms after the burst was sent; behind it the last would be ~400 ms late. (Not the
+    # client's arrival times: this client thread shares the GIL with the server's busy one, and
+    # sending the burst alone can take it most of a second.)
     call = next(call for call in server.calls.wait() if call.scenario == "paced")
+    assert call.first_byte is not None
+    assert call.last_byte is not None
+    assert call.last_byte - call.first_byte < 9 * 0.02 + 0.07, call.last_byte - call.first_byte
     assert (call.outcome, call.tokens_sent) == ("completed", 10)
