@@ -350,11 +350,11 @@ def _usage(usage: Any, data: dict[str, Any]) -> None:
     """The upstream's counts as the scenario's ``usage``, so a replay reports what it reported."""
     if not isinstance(usage, dict):
         return
-    counts = {}
+    counts: dict[str, int] = {}
     for key, names in USAGE_NAMES.items():
-        found = [usage[n] for n in names if type(usage.get(n)) is int and usage[n] >= 0]
-        if found:
-            counts[key] = found[0]
+        found = next((usage[n] for n in names if type(usage.get(n)) is int and usage[n] >= 0), None)
+        if found is not None:
+            counts[key] = found
     if counts:
         data["usage"] = Flow(counts)
 

@@ -284,7 +284,9 @@ class _Player:
             return
         try:
             now = self.clock.now()
-            step = self._take_plain(self._next, now)
+            step, _ = self._take_due(self._next, now)
+            if step is not None and type(step.event) is not Token and self.start + step.deadline <= now:
+                step = self._take_plain(step, now)  # the finish and [DONE], a tool call's start or end
             pending = self.pending
             if pending:
                 data = pending[0] if len(pending) == 1 else b"".join(pending)
@@ -304,16 +306,16 @@ class _Player:
         handback.set_result(step)
 
     def _take_plain(self, step: Step | None, now: float) -> Step | None:
-        """For a tick: encode into :attr:`pending` what is due by ``now`` from ``step`` on, tokens
-        and the plain events between and after them (a finish, ``[DONE]``, a tool call's start
-        or end, a keep-alive); return the first step not taken: a later step, or one only the
-        coroutine plays (a close, a hang, a fragment: a write of its own), or None at the end.
+        """For a tick, after its tokens: encode into :attr:`pending` what is due by ``now`` from
+        ``step`` on, the plain events (a finish, ``[DONE]``, a tool call's start or end, a
+        keep-alive) and the tokens between them; return the first step not taken: a later step,
+        or one only the coroutine plays (a close, a hang, a fragment: a write of its own), or
+        None at the end.
 
         So the last token goes out at its deadline with the finish and the sentinel due with it,
         not when the coroutine next runs: under a burst of requests that wake-up waits behind
         their handlers (at 1,000 streams on 2 cores the last token was ~100 ms late, p50)."""
         out, start, encode = self.out, self.start, self.encoder.encode
-        step, _ = self._take_due(step, now)
         while step is not None and start + step.deadline <= now:
             event = step.event
             if type(event) is Token:
