@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from mockllm import MockLLMServer
+from mockllm.errors import ScenarioError
 from mockllm.loader import parse_scenarios
 from mockllm.scenario import Usage
 
@@ -210,3 +211,22 @@ def test_the_readme_example_is_the_scenario_tested_here() -> None:
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "usage: {" in b]
     assert yaml.safe_load(block) == {**SCRIPTED, "name": "counted"}
     assert parse_scenarios(block)[0].usage == Usage(PROMPT, COMPLETION)
+
+
+@pytest.mark.parametrize(
+    ("usage", "message"),
+    [
+        ("{prompt_tokens: -1}", "s.yaml:3:24: usage.prompt_tokens: must be at least 0, not -1"),
+        (
+            "{completion_tokens: many}",
+            "s.yaml:3:28: usage.completion_tokens: expected an integer, not 'many'",
+        ),
+        ("{completion_tokens: true}", "s.yaml:3:28: usage.completion_tokens: expected an integer, not True"),
+        ("{}", "s.yaml:3:8: usage: {} should be non-empty"),
+        ("{prompt: 3}", "s.yaml:3:9: usage.prompt: unknown key (allowed: completion_tokens, prompt_tokens)"),
+    ],
+)
+def test_a_bad_usage_is_a_positioned_load_error(usage: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenarios(f"name: m\nreply: hi\nusage: {usage}\n", path="s.yaml")
+    assert str(raised.value).startswith(message), str(raised.value)
