@@ -258,9 +258,12 @@ async def stream(reply: Reply, *, last_event_id: int | None = None) -> web.Strea
         steps = resumed
     # Headers wait for the body only if a token is due at once (the preamble aside): never
     # before a stall, a hang or a disconnect at the start, which the client sees after them.
-    rest = iter(steps)
-    head = list(itertools.islice(rest, 2))
-    steps = itertools.chain(head, rest)
+    if isinstance(steps, tuple):  # a shared timeline: kept as it is (:mod:`mockllm.runs`)
+        head = list(steps[:2])
+    else:
+        rest = iter(steps)
+        head = list(itertools.islice(rest, 2))
+        steps = itertools.chain(head, rest)
     opening = [step for step in head if not isinstance(step.event, Preamble)][:1]
     body_at_once = bool(opening) and opening[0].deadline == 0 and isinstance(opening[0].event, Token)
     response = StreamingResponse(

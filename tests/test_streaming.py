@@ -13,7 +13,7 @@ from mockllm.formats import ApiRequest, StreamContext
 from mockllm.formats.openai_chat import OpenAIChatEncoder
 from mockllm.scenario import Scenario
 from mockllm.streaming import BATCH, play
-from mockllm.timeline import build_timeline
+from mockllm.timeline import build_timeline, stream_timeline
 
 from .conftest import make_scenario
 
@@ -66,12 +66,28 @@ def immediate(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return bool(request.param)
 
 
+class Timeline:
+    """How :func:`run` hands the steps over."""
+
+    shared = False
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["lazy", "shared"])
+def shared(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every test also plays the timeline as the server does: one tuple shared by the streams of
+    a scenario (:func:`stream_timeline`), whose runs of text tokens go out through the escaped
+    table of :mod:`mockllm.runs`, not the generator's step-by-step path. The writes must match."""
+    monkeypatch.setattr(Timeline, "shared", request.param)
+    return bool(request.param)
+
+
 async def run(scenario: Scenario, **kwargs: object) -> tuple[RecordingSink, Outcome, ManualClock]:
     clock = ManualClock()
     sink = RecordingSink(clock, **kwargs)  # type: ignore[arg-type]
     encoder = OpenAIChatEncoder(scenario, REQUEST, CONTEXT)
     coalesce = scenario.wire.flush == "due"
-    outcome = await play(build_timeline(scenario), encoder, sink, clock, coalesce=coalesce)
+    steps = stream_timeline(scenario) if Timeline.shared else build_timeline(scenario)
+    outcome = await play(steps, encoder, sink, clock, coalesce=coalesce)
     return sink, outcome, clock
 
 
@@ -92,19 +108,20 @@ async def test_writes_happen_at_absolute_deadlines(immediate: bool) -> None:
 
 
 async def test_a_long_run_due_at_once_goes_out_in_batches() -> None:
-    """Zero delay: all 1,000 tokens are due at once; they go out BATCH events a write, so the
+    """Zero delay: all the tokens are due at once; they go out BATCH events a write, so the
     client reads the first batch while the next is encoded, and nothing is lost or reordered."""
-    scenario = make_scenario(reply="".join(chr(0x4E00 + i) for i in range(1000)))
+    tokens = 3 * BATCH + 100
+    scenario = make_scenario(reply="".join(chr(0x4E00 + i) for i in range(tokens)))
     sink, outcome, _ = await run(scenario)
     counts = [data.count(b"data: ") for _, data in sink.writes]
     # The first token is two events (the role chunk, then its text); the last write carries the
     # finish and [DONE].
-    assert counts == [BATCH + 1] + [BATCH] * 2 + [1000 - 3 * BATCH + 2]
+    assert counts == [BATCH + 1] + [BATCH] * 2 + [100 + 2]
     assert all(t == 0.0 for t, _ in sink.writes)
     encoder = OpenAIChatEncoder(scenario, REQUEST, CONTEXT)
     expected = b"".join(encoder.encode(step.event) for step in build_timeline(scenario))
     assert b"".join(data for _, data in sink.writes) == expected
-    assert outcome.tokens_sent == 1000
+    assert outcome.tokens_sent == tokens
 
 
 async def test_a_late_loop_catches_up_in_one_write_without_drifting() -> None:
