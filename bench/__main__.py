@@ -3,10 +3,17 @@
 The server under test runs on core 0 and the load client (bench/loadclient.py) on core 1, so
 neither steals the other's CPU. Every case runs against both servers in the same run; the report
 gives mockllm's figures and their ratio to the ceiling, since absolute numbers move with whatever
-else a shared machine is doing.
+else a shared machine is doing. The cases:
 
-Prints a table, writes every figure to ``<out>/bench.json`` and a plot of the inter-token gap
-distributions to ``<out>/gaps.png``. ``--smoke`` runs every case tiny (a few seconds), so the
+- zero delay (bench/zero.py): a C client that only counts bytes, so the client's speed is not
+  what is measured; rounds alternate between the two servers; the client's CPU is shown;
+- paced streams at N = 1, 100, 1,000, the capacity search, time to first byte, held streams;
+- the scale cases (bench/scale.py): ``--workers 1`` against ``--workers 2`` (unpinned: two
+  workers need both cores), 10,000 streams at 100 ms per token, and the server CPU per request
+  beside a bare aiohttp handler's (bench/floor.py).
+
+Prints the tables, writes every figure to ``<out>/bench.json`` and a plot of the inter-token gap
+distributions to ``<out>/gaps.png``. ``--smoke`` runs every case tiny (under a minute), so the
 harness itself is tested by ``make test``.
 """
 
@@ -16,30 +23,39 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-SERVER_CPU, CLIENT_CPU = {0}, {1}
-TICK = os.sysconf("SC_CLK_TCK")
+from . import scale, zero
+from .harness import (
+    CLIENT_CPU,
+    ROOT,
+    SERVER_CPU,
+    Running,
+    ceiling,
+    client,
+    client_argv,
+    free_port,
+    healthy,
+    median_of,
+    mockllm,
+    pinned,
+    rss_kb,
+)
 
 
 @dataclass(frozen=True)
 class Plan:
     runs: int
     zero_tokens: int
+    zero_streams: int  # per round of the zero-delay case
     paced_tokens: int
     delay: float
     streams: tuple[int, ...]
@@ -48,10 +64,43 @@ class Plan:
     idle_requests: int
     launches: int
     fixture_cycles: int
+    workers_capacity: tuple[int, ...]  # the N tried with --workers 1 and 2
+    wide: tuple[int, int, float]  # streams, tokens, delay: the 10,000-stream case
+    requests: int  # sequential requests of the per-request cost
 
 
-FULL = Plan(3, 10_000, 200, 0.010, (1, 100, 1000), (250, 500, 750, 1000, 1500, 2000, 3000), 1000, 50, 5, 20)
-SMOKE = Plan(1, 500, 20, 0.005, (1, 20), (), 20, 5, 1, 2)
+FULL = Plan(
+    runs=3,
+    zero_tokens=10_000,
+    zero_streams=30,
+    paced_tokens=200,
+    delay=0.010,
+    streams=(1, 100, 1000),
+    capacity=(250, 500, 750, 1000, 1500, 2000, 3000),
+    held=1000,
+    idle_requests=50,
+    launches=5,
+    fixture_cycles=20,
+    workers_capacity=(250, 375, 500, 750, 1000, 1500, 2000),
+    wide=(10_000, 100, 0.1),
+    requests=2000,
+)
+SMOKE = Plan(
+    runs=1,
+    zero_tokens=500,
+    zero_streams=3,
+    paced_tokens=20,
+    delay=0.005,
+    streams=(1, 20),
+    capacity=(),
+    held=20,
+    idle_requests=5,
+    launches=1,
+    fixture_cycles=2,
+    workers_capacity=(10,),
+    wide=(50, 5, 0.05),
+    requests=20,
+)
 
 
 def scenarios(plan: Plan) -> str:
@@ -71,181 +120,7 @@ def scenarios(plan: Plan) -> str:
 """
 
 
-# -- processes ------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def pinned(cpus: set[int]) -> Callable[[], None] | None:
-    available = os.sched_getaffinity(0)
-    if not cpus <= available or len(available) < 2:
-        return None  # a one-core machine: run unpinned
-    return lambda: os.sched_setaffinity(0, cpus)
-
-
-@dataclass
-class Running:
-    name: str
-    process: subprocess.Popen[str]
-    port: int
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-@contextmanager
-def mockllm(plan: Plan, workdir: Path) -> Iterator[Running]:
-    path = workdir / "bench.yaml"
-    path.write_text(scenarios(plan), encoding="utf-8")
-    argv = [sys.executable, "-m", "mockllm.cli", "serve", "-q", "--port", "0", "--scenario", str(path)]
-    with started("mockllm", argv, lambda line: int(line.rsplit(":", 1)[1].split()[0]), "Listening on") as s:
-        yield s
-
-
-@contextmanager
-def ceiling(plan: Plan) -> Iterator[Running]:
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.ceiling",
-        "--port",
-        "0",
-        "--tokens-zero",
-        str(plan.zero_tokens),
-        "--tokens-paced",
-        str(plan.paced_tokens),
-        "--delay",
-        str(plan.delay),
-    ]
-    with started("ceiling", argv, int, "") as s:
-        yield s
-
-
-@contextmanager
-def started(name: str, argv: list[str], port_of: Callable[[str], int], marker: str) -> Iterator[Running]:
-    process = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=pinned(SERVER_CPU),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    try:
-        for line in process.stdout:
-            if line.startswith(marker):
-                yield Running(name, process, port_of(line.strip()))
-                break
-        else:
-            raise RuntimeError(f"{name} did not start: {argv}")
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def client_argv(server: Running, model: str, streams: int, *extra: str) -> list[str]:
-    """The load client's command line (bench/loadclient.py)."""
-    port, count = str(server.port), str(streams)
-    return [
-        sys.executable,
-        "-m",
-        "bench.loadclient",
-        "--port",
-        port,
-        "--model",
-        model,
-        "--streams",
-        count,
-        *extra,
-    ]
-
-
-# Frames a stream sends before its first token's: mockllm's chat stream opens with the role chunk
-# (`delta: {role: assistant, content: ""}`) as the real API's does, the ceiling's with a token.
-# Counting that chunk as a token would move every stream's pace by one gap.
-LEAD = {"mockllm": 1, "ceiling": 0}
-
-
-def client(server: Running, model: str, streams: int, frames: int, *extra: str) -> dict[str, Any]:
-    lead = str(LEAD[server.name])
-    argv = client_argv(server, model, streams, "--frames", str(frames), "--lead", lead, *extra)
-    cpu0 = cpu_seconds(server.pid)
-    peak = Peak(server.pid)
-    with peak:
-        done = subprocess.run(
-            argv,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            preexec_fn=pinned(CLIENT_CPU),
-            timeout=120,
-        )
-    result: dict[str, Any] = json.loads(done.stdout)
-    result["server_cpu_s"] = cpu_seconds(server.pid) - cpu0
-    result["server_cpu_pct"] = 100 * result["server_cpu_s"] / result["wall_s"]
-    result["server_rss_growth_kb_per_stream"] = (peak.max - peak.start) / streams
-    return result
-
-
-class Peak:
-    """Samples a process's RSS every 20 ms while in use."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.start = self.max = rss_kb(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.max = max(self.max, rss_kb(self.pid))
-
-    def __enter__(self) -> Peak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each numeric figure's median over the runs (lists: those of the median-p99 run)."""
-    keyed = sorted(results, key=lambda r: r.get("gap_ms_p99") or 0)
-    merged: dict[str, Any] = dict(keyed[len(keyed) // 2])
-    for key, value in results[0].items():
-        numbers = [r[key] for r in results if isinstance(r.get(key), int | float)]
-        if isinstance(value, int | float) and len(numbers) == len(results):
-            merged[key] = statistics.median(numbers)
-    merged["runs"] = len(results)
-    return merged
-
-
 # -- cases -----------------------------------------------------------------------------------------
-
-
-def case_zero(plan: Plan, server: Running) -> dict[str, Any]:
-    runs = []
-    for _ in range(plan.runs):
-        r = client(server, "zero", 1, plan.zero_tokens)
-        r["tokens_per_s"] = plan.zero_tokens / r["duration_s_p50"]
-        r["bytes_per_s"] = r["bytes"] / r["wall_s"]
-        runs.append(r)
-    return median_of(runs)
 
 
 def case_paced(plan: Plan, server: Running, streams: int) -> dict[str, Any]:
@@ -377,21 +252,6 @@ print(json.dumps({{key: 1000 * value for key, value in ms.items()}}))
     return dict(json.loads(done.stdout))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def healthy(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
-
-
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -405,29 +265,50 @@ def run(plan: Plan) -> dict[str, Any]:
     cases = report["cases"]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        for name, serving in (("ceiling", ceiling(plan)), ("mockllm", mockllm(plan, workdir))):
-            with serving as server:
-                figures: dict[str, Any] = {"zero": case_zero(plan, server), "idle": case_idle(plan, server)}
+        text = scenarios(plan)
+        for name in ("ceiling", "mockllm"):
+            with serving(name, plan, workdir) as server:
+                figures: dict[str, Any] = {"idle": case_idle(plan, server)}
                 for streams in plan.streams:
                     figures[f"paced_{streams}"] = case_paced(plan, server, streams)
                 if plan.capacity:
                     figures["capacity"] = capacity(plan, server)
-            with ceiling(plan) if name == "ceiling" else mockllm(plan, workdir) as fresh:
+            with serving(name, plan, workdir) as fresh:
                 figures["held"] = case_held(plan, fresh)
             cases[name] = figures
+        report["zero"] = zero.compare(plan.zero_tokens, plan.zero_streams, plan.runs, workdir)
+        report["per_request"] = scale.per_request(plan.requests, text, workdir)
+        report["workers"] = scale.workers_capacity(
+            plan.paced_tokens, plan.delay, plan.workers_capacity, workdir
+        )
+        report["wide"] = scale.wide(*plan.wide, workdir)
         cases["mockllm"]["launch"] = launch_to_ready(plan, workdir)
     cases["mockllm"]["fixture"] = fixture_cycle(plan)
-    report["ratios"] = ratios(plan, cases["mockllm"], cases["ceiling"])
+    report["ratios"] = ratios(plan, report)
     return report
 
 
-def ratios(plan: Plan, mock: dict[str, Any], ceil: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"zero_tokens_per_s": mock["zero"]["tokens_per_s"] / ceil["zero"]["tokens_per_s"]}
+def serving(name: str, plan: Plan, workdir: Path) -> Any:
+    if name == "ceiling":
+        return ceiling(plan.zero_tokens, plan.paced_tokens, plan.delay)
+    return mockllm(scenarios(plan), workdir)
+
+
+def ratios(plan: Plan, report: dict[str, Any]) -> dict[str, Any]:
+    mock, ceil = report["cases"]["mockllm"], report["cases"]["ceiling"]
+    out: dict[str, Any] = {"zero_tokens_per_s": report["zero"]["ratio_median"]}
     for streams in plan.streams:
         key = f"paced_{streams}"
         out[f"{key}_gap_p99"] = mock[key]["gap_ms_p99"] / ceil[key]["gap_ms_p99"]
+        out[f"{key}_ttfb_p50"] = mock[key]["ttfb_ms_p50"] / ceil[key]["ttfb_ms_p50"]
     if plan.capacity:
         out["capacity"] = mock["capacity"]["streams"] / max(1, ceil["capacity"]["streams"])
+    workers = report["workers"]
+    out["workers_2_capacity"] = workers["workers_2"]["streams"] / max(1, workers["workers_1"]["streams"])
+    cost = report["per_request"]
+    out["per_request_cpu"] = (
+        cost["mockllm"]["server_cpu_us_per_request"] / cost["ceiling"]["server_cpu_us_per_request"]
+    )
     return out
 
 
@@ -468,8 +349,22 @@ def table(report: dict[str, Any], plan: Plan) -> str:
             (label, fmt.format(m) if m is not None else "-", fmt.format(c) if c is not None else "-", ratio)
         )
 
-    row("zero delay: tokens/s", mock["zero"]["tokens_per_s"], ceil["zero"]["tokens_per_s"], "{:,.0f}")
-    row("zero delay: MB/s", mock["zero"]["bytes_per_s"] / 1e6, ceil["zero"]["bytes_per_s"] / 1e6)
+    zm, zc = report["zero"]["mockllm"], report["zero"]["ceiling"]
+    rows.append(
+        (
+            f"zero delay: tokens/s ({zm['client'].split(' ')[0]} client, median of {zm['rounds']} rounds)",
+            f"{zm['tokens_per_s']:,.0f}",
+            f"{zc['tokens_per_s']:,.0f}",
+            f"{report['zero']['ratio_median']:.2f}×",
+        )
+    )
+    row(
+        "zero delay: server CPU µs per token",
+        zm["server_cpu_us_per_token"],
+        zc["server_cpu_us_per_token"],
+        "{:.2f}",
+    )
+    row("zero delay: client CPU %", zm["client_cpu_pct"], zc["client_cpu_pct"], "{:.0f}")
     for streams in plan.streams:
         m, c = mock[f"paced_{streams}"], ceil[f"paced_{streams}"]
         label = f"N={streams} @{plan.delay * 1000:g}ms"
@@ -483,11 +378,80 @@ def table(report: dict[str, Any], plan: Plan) -> str:
             "{:.0f}",
         )
     row("idle TTFB p50 ms", mock["idle"]["ttfb_ms_p50"], ceil["idle"]["ttfb_ms_p50"], "{:.3f}")
+    cost = report["per_request"]
+    row(
+        "server CPU µs per request (sequential)",
+        cost["mockllm"]["server_cpu_us_per_request"],
+        cost["ceiling"]["server_cpu_us_per_request"],
+        "{:.0f}",
+    )
+    row("  bare aiohttp handler (bench/floor.py)", cost["floor"]["server_cpu_us_per_request"], None, "{:.0f}")
     row(f"held streams ({plan.held}): KB each", mock["held"]["kb_per_stream"], ceil["held"]["kb_per_stream"])
     row("serve launch → ready ms", mock["launch"]["ready_ms"], None)
     row("  (python -c 'import aiohttp.web' ms)", mock["launch"]["import_aiohttp_ms"], None)
     row("fixture: MockLLMServer start+stop ms", mock["fixture"]["start_stop_ms"], None, "{:.2f}")
     row("fixture: per-test reset ms", mock["fixture"]["reset_ms"], None, "{:.3f}")
+    return "\n\n".join((aligned(rows), workers_table(report), wide_table(report)))
+
+
+def workers_table(report: dict[str, Any]) -> str:
+    """--workers 1 beside --workers 2 (server and client unpinned), per N tried."""
+    workers = report["workers"]
+    one, two = workers["workers_1"], workers["workers_2"]
+    rows = [("--workers 1 vs 2 (unpinned)", "1 worker", "2 workers", "ratio")]
+    ratio = two["streams"] / one["streams"] if one["streams"] else None
+    rows.append(
+        (
+            f"capacity (streams, p99 ≤ {one['limit_ms']:g} ms)",
+            str(one["streams"]),
+            str(two["streams"]),
+            f"{ratio:.2f}×" if ratio else "",
+        )
+    )
+    for n in sorted({*one["by_n"], *two["by_n"]}, key=int):
+        a, b = one["by_n"].get(n), two["by_n"].get(n)
+        for title, key, fmt in SCALE_ROWS:
+            cells = [fmt.format(r[key]) if r and r.get(key) is not None else "-" for r in (a, b)]
+            rows.append((f"N={n}: {title}", cells[0], cells[1], ""))
+    return aligned(rows)
+
+
+def wide_table(report: dict[str, Any]) -> str:
+    streams, tokens, delay = report["plan"]["wide"]
+    wide = report["wide"]
+    rows = [
+        (f"{streams:,} streams × {tokens} tokens @{delay * 1000:g}ms", "ceiling", "1 worker", "2 workers")
+    ]
+    for title, key, fmt in SCALE_ROWS:
+        rows.append(
+            (
+                title,
+                *(
+                    fmt.format(wide[name][key]) if wide[name].get(key) is not None else "-"
+                    for name in ("ceiling", "workers_1", "workers_2")
+                ),
+            )
+        )
+    return aligned(rows)
+
+
+#: The rows of the scale tables: title, figure, format.
+SCALE_ROWS = (
+    ("complete streams", "complete", "{:.0f}"),
+    ("gap p50 ms", "gap_ms_p50", "{:.2f}"),
+    ("gap p99 ms", "gap_ms_p99", "{:.2f}"),
+    ("pace drift p50 %", "pace_drift_pct_p50", "{:+.2f}"),
+    ("pace drift max %", "pace_drift_pct_max", "{:+.2f}"),
+    ("TTFB p50 ms", "ttfb_ms_p50", "{:,.0f}"),
+    ("TTFB max ms", "ttfb_ms_max", "{:,.0f}"),
+    ("wall s", "wall_s", "{:.1f}"),
+    ("server CPU % (of one core)", "server_cpu_pct", "{:.0f}"),
+    ("client CPU %", "client_cpu_pct", "{:.0f}"),
+    ("RSS growth KB per stream", "server_rss_growth_kb_per_stream", "{:.1f}"),
+)
+
+
+def aligned(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [
         "  ".join(

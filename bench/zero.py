@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .harness import CLIENT_CPU, ceiling, cpu_seconds, mockllm, pinned
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SOURCE = HERE / "zeroclient.c"
@@ -86,8 +88,6 @@ def measure(
 ) -> dict[str, Any]:
     """``repeat`` zero-delay streams of ``tokens`` tokens, one after another, from the server
     ``pid`` on ``port``: the median stream's tokens/s, the server's CPU per token, the client's CPU."""
-    from .__main__ import CLIENT_CPU, cpu_seconds, pinned
-
     argv, kind = client_argv(port, model, repeat, python=python)
     cpu0 = cpu_seconds(pid)
     done = subprocess.run(
@@ -113,10 +113,44 @@ def measure(
     }
 
 
+def compare(tokens: int, streams: int, rounds: int, workdir: Path, *, python: bool = False) -> dict[str, Any]:
+    """The ceiling and mockllm side by side: ``rounds`` rounds of ``streams`` streams each,
+    alternating between the two servers (this machine's speed drifts by 2x between minutes, so
+    each round's ratio compares like with like); each server's median round, and the median of
+    the rounds' ratios."""
+    scenario = f'- name: zero\n  reply: "{"字" * tokens}"\n'
+    with ceiling(tokens, 1, 0.01) as ceil, mockllm(scenario, workdir) as mock:
+        servers = {"ceiling": ceil, "mockllm": mock}
+        rounds_of: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for server in servers.values():  # warm-up: the first stream builds the timeline
+            measure(server.pid, server.port, "zero", tokens, 2, python=python)
+        for _ in range(rounds):
+            for name, server in servers.items():
+                rounds_of[name].append(
+                    measure(server.pid, server.port, "zero", tokens, streams, python=python)
+                )
+    ratios = [
+        m["tokens_per_s"] / c["tokens_per_s"]
+        for m, c in zip(rounds_of["mockllm"], rounds_of["ceiling"], strict=True)
+    ]
+    figures: dict[str, Any] = {}
+    for name, runs in rounds_of.items():
+        median = sorted(runs, key=lambda r: r["tokens_per_s"])[len(runs) // 2]
+        figures[name] = {
+            **median,
+            "rounds": len(runs),
+            "tokens_per_s_rounds": [r["tokens_per_s"] for r in runs],
+        }
+    figures["ratio_rounds"] = ratios
+    figures["ratio_median"] = statistics.median(ratios)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.zero", description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=30, help="streams per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating the two servers")
     parser.add_argument("--python-client", action="store_true", help="the Python byte counter, not C")
     parser.add_argument("--client", nargs=3, metavar=("PORT", "MODEL", "REPEAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,22 +159,12 @@ def main() -> None:
         print(json.dumps(byte_counter(int(port), model, int(repeat))))
         return
     import tempfile
-    from dataclasses import replace
 
-    from .__main__ import FULL, ceiling, mockllm
-
-    plan = replace(FULL, zero_tokens=args.tokens)
-    figures = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, serving in (("ceiling", ceiling(plan)), ("mockllm", mockllm(plan, Path(tmp)))):
-            with serving as server:
-                measure(server.pid, server.port, "zero", args.tokens, 2, python=args.python_client)  # warm-up
-                figures[name] = measure(
-                    server.pid, server.port, "zero", args.tokens, args.repeat, python=args.python_client
-                )
+        figures = compare(args.tokens, args.repeat, args.rounds, Path(tmp), python=args.python_client)
     print(json.dumps(figures, indent=2))
-    ratio = figures["mockllm"]["tokens_per_s"] / figures["ceiling"]["tokens_per_s"]
-    print(f"mockllm / ceiling tokens/s: {ratio:.2f}×", file=sys.stderr)
+    rounds = ", ".join(f"{ratio:.2f}" for ratio in figures["ratio_rounds"])
+    print(f"mockllm / ceiling tokens/s: {figures['ratio_median']:.2f}× (rounds: {rounds})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,15 @@ def test_every_case_runs_against_both_servers(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "zero delay: tokens/s" in done.stdout
+    assert "--workers 1 vs 2" in done.stdout
     report = json.loads((tmp_path / "bench.json").read_text())
     plan = report["plan"]
     for name in ("mockllm", "ceiling"):
+        zero = report["zero"][name]
+        assert zero["complete"] == plan["zero_streams"]
+        assert zero["bytes_per_stream"] > plan["zero_tokens"] * len(b"data: {}")  # every token's frame
+        assert zero["client_cpu_s"] >= 0
         cases = report["cases"][name]
-        assert cases["zero"]["complete"] == 1
-        assert cases["zero"]["frames"] >= plan["zero_tokens"]
         for streams in plan["streams"]:
             paced = cases[f"paced_{streams}"]
             assert paced["complete"] == streams, (name, streams)
@@ -41,6 +44,13 @@ def test_every_case_runs_against_both_servers(tmp_path: Path) -> None:
             assert paced["gap_ms_mean"] == pytest.approx(plan["delay"] * 1000, rel=0.5)
         assert cases["held"]["opened"] == plan["held"]
         assert cases["idle"]["complete"] == plan["idle_requests"]
+    wide_streams = plan["wide"][0]
+    for name in ("ceiling", "workers_1", "workers_2"):
+        assert report["wide"][name]["complete"] == wide_streams, name
+    for workers in ("workers_1", "workers_2"):
+        assert report["workers"][workers]["by_n"]["10"]["complete"] == 10
+    for name in ("ceiling", "floor", "mockllm"):
+        assert report["per_request"][name]["requests_per_s"] > 0
     launch = report["cases"]["mockllm"]["launch"]
     assert launch["ready_ms"] > launch["import_aiohttp_ms"] > 0
     assert (tmp_path / "gaps.png").read_bytes().startswith(b"\x89PNG")
