@@ -50,6 +50,8 @@ class Runs:
         stop = min(self.end[index], index + most)
         if stop <= index:
             return index
+        if start + self.deadlines[stop - 1] <= now:  # all of it (zero delay): no bisection
+            return stop
         return bisect_right(self.deadlines, now, index, stop, key=lambda deadline: start + deadline)
 
 
