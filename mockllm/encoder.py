@@ -111,17 +111,19 @@ class EventEncoder(ABC):
         self.framer = framer
         self._next_id = 0
         self._fragment: tuple[Event, bytes] | None = None
-        # Set by a format (see :meth:`data_frame`) while a text token's bytes are fixed around its
+        # Set by a format (:meth:`frame_text`) while a text token's bytes are fixed around its
         # text: (head of the stream's first token, head of the others, tail). A text token is then
         # one join of a head, the escaped text and the tail instead of the general path.
         self._text_frame: tuple[bytes, bytes, bytes] | None = None
+        #: What comes before and after the escaped text of a text token that is not the stream's
+        #: first, while that is fixed (None otherwise): the write loop joins a run of them at once.
+        self.text_frame: tuple[bytes, bytes] | None = None
 
-    @property
-    def text_frame(self) -> tuple[bytes, bytes] | None:
-        """What comes before and after the escaped text of a text token that is not the stream's
-        first, while that is fixed (None otherwise): the write loop joins a run of them at once."""
-        frame = self._text_frame
-        return None if frame is None else (frame[1], frame[2])
+    def frame_text(self, frame: tuple[bytes, bytes, bytes] | None) -> None:
+        """Text tokens are ``frame``'s head (the first token's, the others'), the escaped text
+        and its tail from now on; None: they take the general path (:meth:`payloads`)."""
+        self._text_frame = frame
+        self.text_frame = None if frame is None else (frame[1], frame[2])
 
     @property
     def last_id(self) -> int:

@@ -96,6 +96,7 @@ class _Player:
         "clock",
         "coalesce",
         "encoder",
+        "framed",
         "out",
         "pending",
         "runs",
@@ -116,6 +117,8 @@ class _Player:
         self.steps = iter(steps)
         self.runs: Runs | None = runs_of(steps)
         self.encoder = encoder
+        # An ABC's isinstance is slow, and _take_due runs per tick: asked once per stream.
+        self.framed = encoder if isinstance(encoder, EventEncoder) else None
         self.sink = sink
         self.clock = clock
         self.coalesce = coalesce
@@ -251,9 +254,7 @@ class _Player:
         run come from its :class:`~mockllm.runs.Runs` in one slice."""
         steps, out, pending = self.steps, self.out, self.pending
         runs = self.runs if limit else None
-        encoder = self.encoder
-        encode, append = encoder.encode, pending.append
-        framed = encoder if isinstance(encoder, EventEncoder) else None
+        encode, append, framed = self.encoder.encode, pending.append, self.framed
         frame = framed.text_frame if framed is not None else None
         texts: list[bytes] = []  # the escaped texts of the run being joined
         add = texts.append

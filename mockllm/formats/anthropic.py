@@ -108,7 +108,7 @@ class AnthropicEncoder(EventEncoder):
         if self.block is None:
             return []
         self.block = None
-        self._text_frame = None
+        self.frame_text(None)
         self.blocks += 1
         return [self._event("content_block_stop", {"index": self.blocks - 1})]
 
@@ -119,7 +119,7 @@ class AnthropicEncoder(EventEncoder):
             head, tail = self._delta_frame
             opening = b'{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
             head += opening % self.blocks
-            self._text_frame = (head, head, b"}}" + tail)
+            self.frame_text((head, head, b"}}" + tail))
         out.append(self._event("content_block_start", {"index": self.blocks, "content_block": content_block}))
         if not self.pinged:
             self.pinged = True

@@ -104,7 +104,7 @@ class GeminiEncoder(EventEncoder):
         self._head, self._tail = head.encode(), tail.encode()
         frame = None if self.array else self.data_frame()  # the array's framing is stateful
         if frame is not None:
-            self._text_frame = (frame[0] + self._head, frame[0] + self._head, self._tail + frame[1])
+            self.frame_text((frame[0] + self._head, frame[0] + self._head, self._tail + frame[1]))
         self._prompt_usage = prompt
 
     def _chunk(

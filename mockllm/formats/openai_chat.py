@@ -112,10 +112,12 @@ class OpenAIChatEncoder(EventEncoder):
             before, after = frame
             first = before + self._role + after + before + self._content if self.full else None
             opening = b"".join(before + data + after for _, data in self.opening())
-            self._text_frame = (
-                opening + (first or before + self._role_content),
-                before + self._content,
-                self._content_end + after,
+            self.frame_text(
+                (
+                    opening + (first or before + self._role_content),
+                    before + self._content,
+                    self._content_end + after,
+                )
             )
 
     #: JSON members every choice object ends with (Azure's ``content_filter_results``).
