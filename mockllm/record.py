@@ -26,6 +26,7 @@ import signal
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +145,11 @@ class Proxy:
     #: Set when the server stops: an exchange cancelled then was cut by the recorder, not its client.
     stopping: bool = False
     _session: aiohttp.ClientSession | None = None
+    #: Files are written by one thread of their own, in the order the exchanges end: turning an
+    #: exchange into a checked scenario takes milliseconds (the schema, the builder), and on the
+    #: loop it held up every other stream's chunks (100 streams ending together: the last tokens
+    #: ~1.8 s late, ``python -m bench.proxy``).
+    _saver: ThreadPoolExecutor | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -157,6 +163,17 @@ class Proxy:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._saver is not None:  # the files of exchanges that ended are written first
+            await asyncio.get_running_loop().run_in_executor(None, self._saver.shutdown)
+
+    async def _save(self, exchange: Exchange) -> Path | None:
+        assert self.recorder is not None
+        if self._saver is None:
+            self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mockllm-record")
+        saving = asyncio.get_running_loop().run_in_executor(self._saver, self.recorder.save, exchange)
+        # Shielded: a handler cancelled meanwhile (the client left, the recorder stops) would
+        # cancel a save still queued; :meth:`close` waits for every one.
+        return await asyncio.shield(saving)
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         """The upstream's answer to ``request``, streamed back as it arrives, and recorded."""
@@ -221,7 +238,7 @@ class Proxy:
             upstream.close()
             if exchange.status and self.recorder is not None:
                 try:
-                    if self.recorder.save(exchange) is not None and self.reload is not None:
+                    if await self._save(exchange) is not None and self.reload is not None:
                         _reload(request, self.reload())
                 except Exception:  # a bug: the client has its answer; say so and go on proxying
                     log.exception("mockllm record: %s %s could not be written", request.method, request.path)
