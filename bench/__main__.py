@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import scale, zero
+from . import proxy, scale, selection, zero
 from .harness import (
     CLIENT_CPU,
     ROOT,
@@ -67,6 +67,8 @@ class Plan:
     workers_capacity: tuple[int, ...]  # the N tried with --workers 1 and 2
     wide: tuple[int, int, float]  # streams, tokens, delay: the 10,000-stream case
     requests: int  # sequential requests of the per-request cost
+    proxy_streams: tuple[int, ...]  # N of the record proxy's case
+    selection: tuple[int, int]  # match scenarios, requests per run of the selection cost
 
 
 FULL = Plan(
@@ -84,6 +86,8 @@ FULL = Plan(
     workers_capacity=(250, 500, 750, 1000, 1500, 2000, 3000),
     wide=(10_000, 100, 0.1),
     requests=2000,
+    proxy_streams=(1, 100),
+    selection=(1000, 2000),
 )
 SMOKE = Plan(
     runs=1,
@@ -100,6 +104,8 @@ SMOKE = Plan(
     workers_capacity=(10,),
     wide=(50, 5, 0.05),
     requests=20,
+    proxy_streams=(1, 5),
+    selection=(50, 5),
 )
 
 
@@ -274,8 +280,10 @@ def run(plan: Plan) -> dict[str, Any]:
             plan.paced_tokens, plan.delay, plan.workers_capacity, workdir
         )
         report["wide"] = scale.wide(*plan.wide, workdir)
+        report["proxy"] = proxy.measure(plan.proxy_streams, workdir)
         cases["mockllm"]["launch"] = launch_to_ready(plan, workdir)
     cases["mockllm"]["fixture"] = fixture_cycle(plan)
+    report["selection"] = selection.measure(*plan.selection)
     report["ratios"] = ratios(plan, report)
     return report
 
@@ -286,22 +294,28 @@ def serving(name: str, plan: Plan, workdir: Path) -> Any:
     return mockllm(scenarios(plan), workdir)
 
 
-def ratios(plan: Plan, report: dict[str, Any]) -> dict[str, Any]:
+def ratios(plan: Plan, report: dict[str, Any]) -> dict[str, float | None]:
+    """mockllm's figures over the ceiling's (or two workers' over one's); None where the
+    denominator read 0 (CPU is counted in 10 ms ticks: a short smoke run can read none)."""
     mock, ceil = report["cases"]["mockllm"], report["cases"]["ceiling"]
-    out: dict[str, Any] = {"zero_tokens_per_s": report["zero"]["ratio_median"]}
+    out: dict[str, float | None] = {"zero_tokens_per_s": report["zero"]["ratio_median"]}
     for streams in plan.streams:
         key = f"paced_{streams}"
-        out[f"{key}_gap_p99"] = mock[key]["gap_ms_p99"] / ceil[key]["gap_ms_p99"]
-        out[f"{key}_ttfb_p50"] = mock[key]["ttfb_ms_p50"] / ceil[key]["ttfb_ms_p50"]
+        out[f"{key}_gap_p99"] = share(mock[key]["gap_ms_p99"], ceil[key]["gap_ms_p99"])
+        out[f"{key}_ttfb_p50"] = share(mock[key]["ttfb_ms_p50"], ceil[key]["ttfb_ms_p50"])
     if plan.capacity:
-        out["capacity"] = mock["capacity"]["streams"] / max(1, ceil["capacity"]["streams"])
+        out["capacity"] = share(mock["capacity"]["streams"], ceil["capacity"]["streams"])
     workers = report["workers"]
-    out["workers_2_capacity"] = workers["workers_2"]["streams"] / max(1, workers["workers_1"]["streams"])
+    out["workers_2_capacity"] = share(workers["workers_2"]["streams"], workers["workers_1"]["streams"])
     cost = report["per_request"]
-    out["per_request_cpu"] = (
-        cost["mockllm"]["server_cpu_us_per_request"] / cost["ceiling"]["server_cpu_us_per_request"]
+    out["per_request_cpu"] = share(
+        cost["mockllm"]["server_cpu_us_per_request"], cost["ceiling"]["server_cpu_us_per_request"]
     )
     return out
+
+
+def share(part: float | None, whole: float | None) -> float | None:
+    return part / whole if part is not None and whole else None
 
 
 def machine() -> str:
@@ -378,6 +392,23 @@ def table(report: dict[str, Any], plan: Plan) -> str:
         "{:.0f}",
     )
     row("  bare aiohttp handler (bench/floor.py)", cost["floor"]["server_cpu_us_per_request"], None, "{:.0f}")
+    count = plan.selection[0]
+    for label, figures in report["selection"].items():
+        row(
+            f"choosing among {count:,} match scenarios ({label}): parse + pick µs CPU",
+            figures["parse + pick cpu"],
+            None,
+        )
+    for n, figures in report["proxy"].items():
+        if n == "recorded":
+            continue
+        row(
+            f"record proxy, N={n} @10ms: first token added ms",
+            figures["first_token_added_ms"],
+            None,
+            "{:.2f}",
+        )
+        row(f"record proxy, N={n} @10ms: last token added ms", figures["last_token_added_ms"], None, "{:.2f}")
     row(f"held streams ({plan.held}): KB each", mock["held"]["kb_per_stream"], ceil["held"]["kb_per_stream"])
     row("serve launch → ready ms", mock["launch"]["ready_ms"], None)
     row("  (python -c 'import aiohttp.web' ms)", mock["launch"]["import_aiohttp_ms"], None)

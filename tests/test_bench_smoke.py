@@ -51,6 +51,11 @@ def test_every_case_runs_against_both_servers(tmp_path: Path) -> None:
         assert report["workers"][workers]["by_n"]["10"]["complete"] == 10
     for name in ("ceiling", "floor", "mockllm"):
         assert report["per_request"][name]["requests_per_s"] > 0
+    proxy = report["proxy"]
+    assert proxy["recorded"] == sum(plan["proxy_streams"])  # the proxy wrote every exchange
+    for n in plan["proxy_streams"]:
+        assert proxy[str(n)]["proxied"]["complete"] == n
+    assert set(report["selection"]) == {"last matches", "none matches"}
     launch = report["cases"]["mockllm"]["launch"]
     assert launch["ready_ms"] > launch["import_aiohttp_ms"] > 0
     assert (tmp_path / "gaps.png").read_bytes().startswith(b"\x89PNG")
