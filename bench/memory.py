@@ -142,8 +142,10 @@ class Child:
 
     def close(self) -> None:
         assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.close()
         self.process.wait(30)
+        self.process.stdout.close()
 
 
 def open_streams(address: tuple[str, int], count: int) -> list[socket.socket]:

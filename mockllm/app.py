@@ -159,9 +159,7 @@ async def _event_source(request: web.Request) -> web.StreamResponse:
         return scenario
     if resumable == "1":
         scenario = replace(scenario, wire=replace(scenario.wire, event_ids=True))
-    api_request = reported(
-        ApiRequest(model=scenario.name, stream=True, prompt_tokens=0, body=dict(request.query)), scenario
-    )
+    api_request = reported(ApiRequest(model=scenario.name, stream=True, prompt_tokens=0), scenario)
     reply = Reply.build(request, fmt, scenario, api_request, call)
     return await stream(reply, last_event_id=int(last) if last else None)
 
@@ -173,7 +171,7 @@ def _completion_handler(fmt: WireFormat) -> Handler:
         call.format = fmt.name
         try:
             body = await read_json(request)
-            call.json = body
+            call.body = await request.read()  # the bytes read_json parsed (aiohttp keeps them)
             api_request = fmt.parse_request(body, route_of(request))
             call.conversation = api_request.conversation
             seen = Seen(api_request.conversation, fmt.name, request.headers, body)
@@ -204,6 +202,9 @@ def _completion_handler(fmt: WireFormat) -> Handler:
                 values |= choice.scenario.match.groups(seen)
             scenario = rendered(scenario, values)
         reply = Reply.build(request, fmt, scenario, api_request, call)
+        # This frame lives as long as the stream: the parsed body goes now (Call.json parses
+        # the bytes again if asked), so a held stream does not keep it as objects.
+        del body, seen
         # A transcript is the recorded body, whole or streamed: it is sent as it was.
         return await (stream(reply) if api_request.stream or scenario.transcript else whole(reply))
 

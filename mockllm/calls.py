@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from json import loads
 from typing import Any, overload
 
 #: Headers that carry credentials: shown redacted wherever a call leaves the process (the control
@@ -66,7 +67,9 @@ class Call(Outcome):
     path: str
     headers: dict[str, str]
     started: float
-    json: Any = None
+    #: The request body as read (after any Content-Encoding), for the requests that were JSON;
+    #: :attr:`json` is its value.
+    body: bytes | None = None
     scenario: str | None = None
     #: Why the scenario answered: ``header``, ``match``, ``model`` or ``default``.
     reason: str | None = None
@@ -84,6 +87,16 @@ class Call(Outcome):
     ended: float | None = None
     #: A scenario's chaos draw: ``{"n": draw, "fault": index of the option drawn, or None}``.
     chaos: dict[str, Any] | None = None
+    _json: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def json(self) -> Any:
+        """The request body's JSON value (None if it was not JSON), parsed when first asked for:
+        the log keeps the bytes aiohttp read anyway, not a second copy of them as objects (for
+        every open stream and every call the log holds; ``python -m bench.memory``)."""
+        if self._json is None and self.body is not None:
+            self._json = loads(self.body)
+        return self._json
 
     @property
     def finished(self) -> bool:

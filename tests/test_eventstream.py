@@ -99,7 +99,7 @@ def test_a_split_cuts_a_message_where_asked(cut: str | int, at: int) -> None:
 
 def stream(fmt_options: dict[str, Any], **scenario: Any) -> list[tuple[str, Any]]:
     built = make_scenario(**scenario)
-    request = ApiRequest("m", True, 3, {}, fmt_options)
+    request = ApiRequest("m", True, 3, fmt_options)
     encoder = FORMATS["bedrock"].stream_encoder(built, request, CONTEXT)
     data = b"".join(encoder.encode(step.event) for step in build_timeline(built))
     return [(h.get(":event-type") or h[":exception-type"], json.loads(p)) for h, p in decoded(data)]
@@ -168,7 +168,7 @@ def test_invoke_stream_carries_the_anthropic_events_base64() -> None:
 def test_an_error_event_is_an_exception_message(type_: str | None, member: str) -> None:
     for api in ("converse", "invoke"):
         encoder = FORMATS["bedrock"].stream_encoder(
-            make_scenario(), ApiRequest("m", True, 1, {}, {"api": api}), CONTEXT
+            make_scenario(), ApiRequest("m", True, 1, {"api": api}), CONTEXT
         )
         ((headers, payload),) = decoded(encoder.encode(StreamError("Boom", type_, 503)))
         assert headers[":exception-type"] == member
@@ -179,7 +179,7 @@ def test_an_error_event_is_an_exception_message(type_: str | None, member: str) 
 
 def converse_encoder() -> Any:
     return FORMATS["bedrock"].stream_encoder(
-        make_scenario(), ApiRequest("m", True, 1, {}, {"api": "converse"}), CONTEXT
+        make_scenario(), ApiRequest("m", True, 1, {"api": "converse"}), CONTEXT
     )
 
 
@@ -234,7 +234,7 @@ def test_bad_crc_missing_prefix_and_raw() -> None:
 
 def test_invoke_bad_utf8_is_inside_the_base64() -> None:
     encoder = FORMATS["bedrock"].stream_encoder(
-        make_scenario(), ApiRequest("m", True, 1, {}, {"api": "invoke"}), CONTEXT
+        make_scenario(), ApiRequest("m", True, 1, {"api": "invoke"}), CONTEXT
     )
     ((_, payload),) = decoded(encoder.encode(Malformed("bad-utf8", Token(0, "x"))))
     inner = base64.b64decode(json.loads(payload)["bytes"])

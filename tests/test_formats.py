@@ -19,7 +19,7 @@ TOOL = [{"name": "f", "arguments": {"a": 1}}]
 
 def stream(fmt: str, **scenario: Any) -> bytes:
     built = make_scenario(**scenario)
-    encoder = FORMATS[fmt].stream_encoder(built, ApiRequest("m", True, 3, {}), CONTEXT)
+    encoder = FORMATS[fmt].stream_encoder(built, ApiRequest("m", True, 3), CONTEXT)
     return b"".join(encoder.encode(step.event) for step in build_timeline(built))
 
 
@@ -116,7 +116,7 @@ def test_anthropic_text_then_tool_use() -> None:
 
 
 def test_anthropic_keepalive_and_error_are_its_own_events() -> None:
-    encoder = FORMATS["anthropic"].stream_encoder(make_scenario(), ApiRequest("m", True, 1, {}), CONTEXT)
+    encoder = FORMATS["anthropic"].stream_encoder(make_scenario(), ApiRequest("m", True, 1), CONTEXT)
     assert encoder.encode(KeepAlive()) == b'event: ping\ndata: {"type": "ping"}\n\n'
     assert encoder.encode(KeepAlive(": x")) == b": x\n\n"
     assert encoder.encode(StreamError("Overloaded")) == (
@@ -210,7 +210,7 @@ def test_ollama_chat_and_generate() -> None:
 
 
 def test_ollama_keepalive_is_a_blank_line_and_errors_are_lines() -> None:
-    encoder = FORMATS["ollama-chat"].stream_encoder(make_scenario(), ApiRequest("m", True, 1, {}), CONTEXT)
+    encoder = FORMATS["ollama-chat"].stream_encoder(make_scenario(), ApiRequest("m", True, 1), CONTEXT)
     assert encoder.encode(KeepAlive()) == b"\n"
     assert encoder.encode(StreamError("boom")) == b'{"error":"boom"}\n'
 

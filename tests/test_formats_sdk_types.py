@@ -40,9 +40,7 @@ SCENARIOS = {
 
 def payloads(fmt: str, **scenario: Any) -> list[dict[str, Any]]:
     built = make_scenario(**scenario)
-    encoder = FORMATS[fmt].stream_encoder(
-        built, ApiRequest("m", True, 3, {}, {"include_usage": True}), CONTEXT
-    )
+    encoder = FORMATS[fmt].stream_encoder(built, ApiRequest("m", True, 3, {"include_usage": True}), CONTEXT)
     body = b"".join(encoder.encode(step.event) for step in build_timeline(built)).decode()
     lines = [line[6:] for line in body.splitlines() if line.startswith("data: ") and line != "data: [DONE]"]
     return [json.loads(line) for line in lines]

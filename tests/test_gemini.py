@@ -42,7 +42,7 @@ FINISH = (
 
 def encoder(sse: bool = True, **scenario: Any) -> tuple[Any, Any]:
     built = make_scenario(**scenario)
-    request = ApiRequest("m", True, 3, {}, {"sse": sse})
+    request = ApiRequest("m", True, 3, {"sse": sse})
     return built, GEMINI.stream_encoder(built, request, CONTEXT)
 
 

@@ -21,7 +21,7 @@ ROLE = (
 
 
 def encoder(include_usage: bool = False, **wire: str) -> OpenAIChatEncoder:
-    request = ApiRequest("gpt-x", True, 9, {}, {"include_usage": include_usage})
+    request = ApiRequest("gpt-x", True, 9, {"include_usage": include_usage})
     return OpenAIChatEncoder(make_scenario(reply="ab", wire=wire), request, CONTEXT)
 
 
@@ -99,7 +99,7 @@ def test_malformed_lines_imitate_the_next_chunk() -> None:
 
 def test_response_body_and_default_errors() -> None:
     fmt = OpenAIChat()
-    request = ApiRequest("gpt-x", False, 4, {})
+    request = ApiRequest("gpt-x", False, 4)
     body = fmt.response_body(request, CONTEXT, WholeReply("hi", "stop", 2))
     assert body["choices"][0]["message"]["content"] == "hi"
     # with the breakdowns the real API's whole bodies carry (the SDK's CompletionUsage types)

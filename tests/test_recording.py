@@ -238,7 +238,7 @@ def test_each_format_s_stream_reads_back_into_its_scenario(name: str) -> None:
         },
         name="original",
     )
-    encoder = fmt.stream_encoder(original, ApiRequest("m", True, 1, {}), StreamContext("id-1", 0, "m"))
+    encoder = fmt.stream_encoder(original, ApiRequest("m", True, 1), StreamContext("id-1", 0, "m"))
     reads: dict[float, bytes] = {}
     for step in build_timeline(original):
         data = encoder.encode(step.event)

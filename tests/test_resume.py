@@ -23,7 +23,7 @@ TOOLS = [{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {"b": 
 
 def connect(scenario: Scenario, last_id: int | None) -> tuple[list[tuple[int, str]], bool] | None:
     """The events (id, data) a client gets from one connection, and whether it saw the end."""
-    encoder = FORMATS["openai-chat"].stream_encoder(scenario, ApiRequest("m", True, 0, {}), CONTEXT)
+    encoder = FORMATS["openai-chat"].stream_encoder(scenario, ApiRequest("m", True, 0), CONTEXT)
     steps = build_timeline(scenario) if last_id is None else resumed(scenario, encoder, last_id)
     if steps is None:
         return None  # 204
@@ -117,7 +117,7 @@ def test_the_first_resumed_event_goes_at_once_and_the_rest_keep_their_spacing() 
     scenario = make_scenario(
         reply="abcd", timing={"first_token": "1s", "per_token": "100ms"}, wire={"event_ids": True}
     )
-    encoder = FORMATS["openai-chat"].stream_encoder(scenario, ApiRequest("m", True, 0, {}), CONTEXT)
+    encoder = FORMATS["openai-chat"].stream_encoder(scenario, ApiRequest("m", True, 0), CONTEXT)
     steps = resumed(scenario, encoder, 3)  # the role chunk, a, b
     assert steps is not None
     assert [(round(step.deadline, 6), type(step.event).__name__) for step in steps] == [

@@ -24,7 +24,7 @@ from mockllm.streaming import play
 from .conftest import make_scenario
 
 CONTEXT = StreamContext(id="chatcmpl-1", created=1700000000, model="m")
-REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=1, body={})
+REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=1)
 
 
 class BusySink:

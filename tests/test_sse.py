@@ -12,7 +12,7 @@ from mockllm.sse import SSEFramer
 from .conftest import make_scenario
 
 CONTEXT = StreamContext(id="chatcmpl-1", created=1700000000, model="m")
-REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=3, body={})
+REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=3)
 
 
 def encoder(**wire: object) -> OpenAIChatEncoder:

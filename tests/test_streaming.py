@@ -18,7 +18,7 @@ from mockllm.timeline import build_timeline, stream_timeline
 from .conftest import make_scenario
 
 CONTEXT = StreamContext(id="chatcmpl-1", created=1700000000, model="m")
-REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=1, body={})
+REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=1)
 
 
 class RecordingSink:

@@ -76,18 +76,16 @@ class ApiRequest:
     model: str
     stream: bool
     prompt_tokens: int
-    body: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
     conversation: Conversation = field(default_factory=lambda: Conversation(""))
 
     @classmethod
-    def of(cls, conversation: Conversation, body: dict[str, Any], **options: Any) -> ApiRequest:
+    def of(cls, conversation: Conversation, **options: Any) -> ApiRequest:
         """The request a parser read as ``conversation``, its tokens counted by the one rule."""
         return cls(
             model=conversation.model,
             stream=conversation.stream,
             prompt_tokens=conversation.prompt_tokens,
-            body=body,
             options=options,
             conversation=conversation,
         )

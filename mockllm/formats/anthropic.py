@@ -212,7 +212,7 @@ class AnthropicMessages(WireFormat):
         history = tuple(m for message in body["messages"] for m in _messages(message))
         system = text_of(body.get("system"))
         conversation = Conversation(body["model"], stream, system, history, tool_names(body.get("tools")))
-        return ApiRequest.of(conversation, body)
+        return ApiRequest.of(conversation)
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext

@@ -120,9 +120,7 @@ class BedrockRuntime(WireFormat):
             )
         stream = OPERATIONS[operation]
         if operation.startswith("converse"):
-            return ApiRequest.of(
-                parse_converse(body, model, stream), body if isinstance(body, dict) else {}, api="converse"
-            )
+            return ApiRequest.of(parse_converse(body, model, stream), api="converse")
         if not isinstance(body, dict):
             raise RequestError(400, "The request body must be a JSON object.")
         if "anthropic_version" not in body:
@@ -131,7 +129,7 @@ class BedrockRuntime(WireFormat):
             parsed = FORMATS["anthropic"].parse_request({**body, "model": model, "stream": stream})
         except RequestError as exc:
             raise _malformed_input(exc.message, exc.param) from None
-        return ApiRequest.of(parsed.conversation, body, api="invoke")
+        return ApiRequest.of(parsed.conversation, api="invoke")
 
     def stream_headers(self, request: ApiRequest) -> dict[str, str]:
         """InvokeModelWithResponseStream names the model's content type (boto3's ``contentType``)."""

@@ -76,7 +76,7 @@ class EmbeddingsFormat(WireFormat):
         last input); ``tokens`` counts token arrays (else the one rule counts the text)."""
         messages = tuple(Message("user", text) for text in texts)
         embed = EmbedInput(tuple(texts), tuple(dimensions), encoding)
-        api = ApiRequest.of(Conversation(model, False, "", messages), body, embed=embed)
+        api = ApiRequest.of(Conversation(model, False, "", messages), embed=embed)
         return api if tokens is None else replace(api, prompt_tokens=tokens)
 
 

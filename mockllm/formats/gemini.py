@@ -214,7 +214,7 @@ class Gemini(GoogleApi, WireFormat):
             raise RequestError(400, message, param="alt")
         model = route.params.get("model", "")
         conversation = read_conversation(body, model, stream)
-        return ApiRequest.of(conversation, body, sse=alt == "sse")
+        return ApiRequest.of(conversation, sse=alt == "sse")
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext

@@ -151,7 +151,7 @@ class OllamaChat(_Ollama):
         model, messages, stream = self._parse(body, "messages", list)
         system, history = chat_history(messages)
         conversation = Conversation(model, stream, system, history, tool_names(body.get("tools")))
-        return ApiRequest.of(conversation, body)
+        return ApiRequest.of(conversation)
 
     def response_body(self, request: ApiRequest, context: StreamContext, reply: WholeReply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
@@ -177,7 +177,7 @@ class OllamaGenerate(_Ollama):
         model, prompt, stream = self._parse(body, "prompt", str)
         system = body.get("system")
         system = system if isinstance(system, str) else ""
-        return ApiRequest.of(Conversation(model, stream, system, (Message("user", prompt),)), body)
+        return ApiRequest.of(Conversation(model, stream, system, (Message("user", prompt),)))
 
     def response_body(self, request: ApiRequest, context: StreamContext, reply: WholeReply) -> dict[str, Any]:
         whole = self._whole(context, reply, request)

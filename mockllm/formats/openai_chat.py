@@ -261,7 +261,7 @@ class OpenAIChat(WireFormat):
             )
         system, history = chat_history(messages)
         conversation = Conversation(model, stream, system, history, tool_names(body.get("tools")))
-        return ApiRequest.of(conversation, body, include_usage=bool((options or {}).get("include_usage")))
+        return ApiRequest.of(conversation, include_usage=bool((options or {}).get("include_usage")))
 
     def stream_encoder(self, scenario: Scenario, request: ApiRequest, context: StreamContext) -> EventEncoder:
         return OpenAIChatEncoder(scenario, request, context)

@@ -90,7 +90,7 @@ class OpenAICompletions(OpenAIChat):
                 code="unsupported_value",
             )
         conversation = Conversation(model, stream, messages=(Message("user", "".join(texts)),))
-        return ApiRequest.of(conversation, body, include_usage=bool((options or {}).get("include_usage")))
+        return ApiRequest.of(conversation, include_usage=bool((options or {}).get("include_usage")))
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext

@@ -227,7 +227,7 @@ class OpenAIResponses(OpenAIChat):
         instructions = "\n".join(filter(None, system))
         tools = tool_names(body.get("tools"))
         conversation = Conversation(model, stream_flag(body), instructions, tuple(history), tools)
-        return ApiRequest.of(conversation, body)
+        return ApiRequest.of(conversation)
 
     def stream_encoder(
         self, scenario: Scenario, request: ApiRequest, context: StreamContext
