@@ -147,8 +147,9 @@ def case_paced(plan: Plan, server: Running, streams: int) -> dict[str, Any]:
 
 
 def capacity(plan: Plan, server: Running) -> dict[str, Any]:
-    """The largest N tried whose streams all keep pace and start within a second (scale.keeps_up)."""
-    return scale.search(server, plan.paced_tokens, plan.delay, plan.capacity, CLIENT_CPU)
+    """The largest N tried whose streams all keep pace and start within a second (scale.keeps_up),
+    by the medians of ``plan.runs`` runs."""
+    return scale.search(server, plan.paced_tokens, plan.delay, plan.capacity, CLIENT_CPU, plan.runs)
 
 
 def case_idle(plan: Plan, server: Running) -> dict[str, Any]:
@@ -277,7 +278,7 @@ def run(plan: Plan) -> dict[str, Any]:
         report["zero"] = zero.compare(plan.zero_tokens, plan.zero_streams, plan.runs, workdir)
         report["per_request"] = scale.per_request(plan.requests, text, workdir)
         report["workers"] = scale.workers_capacity(
-            plan.paced_tokens, plan.delay, plan.workers_capacity, workdir
+            plan.paced_tokens, plan.delay, plan.workers_capacity, workdir, plan.runs
         )
         report["wide"] = scale.wide(*plan.wide, workdir)
         report["proxy"] = proxy.measure(plan.proxy_streams, workdir)

@@ -29,6 +29,7 @@ from .harness import (
     ceiling,
     client,
     cpu_seconds,
+    median_of,
     mockllm,
     pinned,
     started,
@@ -70,13 +71,23 @@ def keeps_up(result: dict[str, Any], streams: int) -> bool:
 
 
 def search(
-    server: Running, tokens: int, delay: float, counts: tuple[int, ...], cpus: set[int] | None
+    server: Running,
+    tokens: int,
+    delay: float,
+    counts: tuple[int, ...],
+    cpus: set[int] | None,
+    runs: int = 1,
 ) -> dict[str, Any]:
     """The largest of ``counts`` (ascending; the search stops at the first that fails) within
-    capacity (:func:`keeps_up`), and the figures of each N tried."""
+    capacity (:func:`keeps_up`), each N's figures the medians of ``runs`` runs (one stream's
+    pace in 500 decides ``pace_drift_pct_max``: a single run flips with the machine's noise)."""
     best, tried = 0, {}
     for streams in counts:
-        r = paced_figures(client(server, "paced", streams, tokens, cpus=cpus), tokens, delay)
+        results = [
+            paced_figures(client(server, "paced", streams, tokens, cpus=cpus), tokens, delay)
+            for _ in range(runs)
+        ]
+        r = median_of(results)
         tried[streams] = {key: r.get(key) for key in SUMMARY}
         if not keeps_up(r, streams):
             break
@@ -85,13 +96,13 @@ def search(
 
 
 def workers_capacity(
-    tokens: int, delay: float, counts: tuple[int, ...], workdir: Path
+    tokens: int, delay: float, counts: tuple[int, ...], workdir: Path, runs: int = 1
 ) -> dict[str, dict[str, Any]]:
     """The capacity search with ``--workers`` 1 and 2, server and client unpinned."""
     out: dict[str, dict[str, Any]] = {}
     for workers in (1, 2):
         with mockllm(paced_scenario(tokens, delay), workdir, workers=workers, cpus=None) as server:
-            out[f"workers_{workers}"] = search(server, tokens, delay, counts, None)
+            out[f"workers_{workers}"] = search(server, tokens, delay, counts, None, runs)
     return out
 
 
