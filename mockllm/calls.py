@@ -150,7 +150,8 @@ class Call(Outcome):
     ) -> dict[str, Any]:
         """JSON-ready, with times in seconds since ``epoch``; ``now`` counts a write's wait for
         the reader that is still under way into ``backpressure_wait``; the headers named in
-        ``secret`` (lower case) are redacted."""
+        ``secret`` (lower case) are redacted. The body is parsed for this without being kept
+        (a poll of ``GET /_mockllm/calls`` would otherwise keep every call's parsed copy)."""
 
         def rel(t: float | None) -> float | None:
             return None if t is None else round(t - epoch, 6)
@@ -159,7 +160,7 @@ class Call(Outcome):
             "method": self.method,
             "path": self.path,
             "headers": redacted(self.headers, secret),
-            "json": self.json,
+            "json": self._json if self._json is not None or self.body is None else loads(self.body),
             "scenario": self.scenario,
             "reason": self.reason,
             "why": self.why,

@@ -82,7 +82,7 @@ class Recorder:
     redactor: Redactor = field(default_factory=Redactor)
     keep_headers: tuple[str, ...] = ()
     complete_only: bool = False
-    #: Called with each file written (``serve --record`` reloads its scenarios).
+    #: Called with each file written, on the proxy's saver thread (not the event loop).
     on_write: Callable[[Path], None] | None = None
     written: list[Path] = field(default_factory=list)
 
@@ -166,14 +166,30 @@ class Proxy:
         if self._saver is not None:  # the files of exchanges that ended are written first
             await asyncio.get_running_loop().run_in_executor(None, self._saver.shutdown)
 
-    async def _save(self, exchange: Exchange) -> Path | None:
-        assert self.recorder is not None
+    async def _record(self, request: web.Request, exchange: Exchange) -> None:
+        """Write ``exchange``'s file (on the saver thread) and, for ``serve --record``, reload."""
+        if not exchange.status or self.recorder is None:
+            return
         if self._saver is None:
             self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mockllm-record")
-        saving = asyncio.get_running_loop().run_in_executor(self._saver, self.recorder.save, exchange)
+        saving = asyncio.get_running_loop().run_in_executor(self._saver, self._save, exchange)
         # Shielded: a handler cancelled meanwhile (the client left, the recorder stops) would
         # cancel a save still queued; :meth:`close` waits for every one.
-        return await asyncio.shield(saving)
+        if await asyncio.shield(saving) is not None and self.reload is not None:
+            try:
+                _reload(request, self.reload())
+            except Exception:  # a bug: the client has its answer; say so and go on proxying
+                log.exception("mockllm record: the scenarios could not be reloaded")
+
+    def _save(self, exchange: Exchange) -> Path | None:
+        """On the saver thread: the file, or None (a failure is logged here, where it happens,
+        whether or not a handler still waits for it)."""
+        assert self.recorder is not None
+        try:
+            return self.recorder.save(exchange)
+        except Exception:  # a bug: the client has its answer; say so and go on proxying
+            log.exception("mockllm record: %s %s could not be written", exchange.method, exchange.path)
+            return None
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         """The upstream's answer to ``request``, streamed back as it arrives, and recorded."""
@@ -200,6 +216,7 @@ class Proxy:
             message = f"mockllm record: the upstream {public_url(self.upstream)} did not answer: {exc}"
             return error_response(format_for(request.path), 502, message, code="upstream_unreachable")
         response: web.StreamResponse | None = None
+        recorded = False
         try:
             exchange.status = upstream.status
             exchange.response_headers = list(upstream.headers.items())
@@ -230,18 +247,17 @@ class Proxy:
                 exchange.ending = "reset" if _reset(exc) else "fin"
             except (ConnectionError, aiohttp.ClientOSError):
                 exchange.ending = "reset"
+            if self.reload is not None:  # serve --record: the answer ends once the file is read
+                recorded = True  # back in, so the same request sent right after it is replayed
+                await self._record(request, exchange)
             await _end(request, response, exchange.ending)
         except asyncio.CancelledError:  # the client left, or the recorder is stopping
             exchange.ending = "stopped" if self.stopping else "abandoned"
             raise
         finally:
             upstream.close()
-            if exchange.status and self.recorder is not None:
-                try:
-                    if await self._save(exchange) is not None and self.reload is not None:
-                        _reload(request, self.reload())
-                except Exception:  # a bug: the client has its answer; say so and go on proxying
-                    log.exception("mockllm record: %s %s could not be written", request.method, request.path)
+            if not recorded:
+                await self._record(request, exchange)
         return response
 
 
