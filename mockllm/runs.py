@@ -58,10 +58,8 @@ class Runs:
 _tables: dict[int, tuple[Sequence[Step], Runs]] = {}
 
 
-def runs_of(steps: object) -> Runs | None:
-    """The table of ``steps`` if it is a shared timeline (a tuple), built at its first use."""
-    if type(steps) is not tuple:
-        return None
+def runs_of(steps: tuple[Step, ...]) -> Runs:
+    """The table of a shared timeline, built at its first use."""
     hit = _tables.get(id(steps))
     if hit is not None and hit[0] is steps:
         return hit[1]

@@ -30,7 +30,7 @@ from .clock import Clock
 from .encoder import EventEncoder, json_string
 from .events import Close, CloseMode, Fragment, Hang, Step, Token
 from .formats import StreamEncoder
-from .runs import Runs, runs_of
+from .runs import runs_of
 
 #: The most events one write carries: a long run due at once (zero delay) goes out in writes of
 #: about 130 KB (OpenAI chat chunks), so the client reads the first while the next is encoded.
@@ -99,7 +99,7 @@ class _Player:
         "framed",
         "out",
         "pending",
-        "runs",
+        "shared",
         "sink",
         "start",
         "steps",
@@ -115,7 +115,9 @@ class _Player:
         out: Outcome,
     ) -> None:
         self.steps = iter(steps)
-        self.runs: Runs | None = runs_of(steps)
+        # A shared timeline (a tuple): its table of runs (mockllm.runs) is looked up, and built
+        # at its first use, only when a run of text tokens is due at once.
+        self.shared: tuple[Step, ...] | None = steps if type(steps) is tuple else None
         self.encoder = encoder
         # An ABC's isinstance is slow, and _take_due runs per tick: asked once per stream.
         self.framed = encoder if isinstance(encoder, EventEncoder) else None
@@ -253,7 +255,7 @@ class _Player:
         coroutine's runs, not a tick's token or two) and a shared timeline, the escaped texts of a
         run come from its :class:`~mockllm.runs.Runs` in one slice."""
         steps, out, pending = self.steps, self.out, self.pending
-        runs = self.runs if limit else None
+        shared = self.shared if limit else None
         encode, append, framed = self.encoder.encode, pending.append, self.framed
         frame = framed.text_frame if framed is not None else None
         texts: list[bytes] = []  # the escaped texts of the run being joined
@@ -273,7 +275,8 @@ class _Player:
             if type(event) is not Token or start + step.deadline > now:
                 break
             if frame is not None and event.tool is None and not event.first:
-                if runs is not None:  # the step's index: its tuple's size less what is left after it
+                if shared is not None:  # the step's index: its tuple's size less what is left after it
+                    runs = runs_of(shared)
                     index = runs.size - length_hint(steps) - 1
                     stop = runs.due(index, start, now, room - tokens)
                     if stop > index + 1:

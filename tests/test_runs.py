@@ -121,4 +121,3 @@ def test_a_table_marks_where_each_run_of_plain_text_ends() -> None:
     assert runs.due(2, 10.0, 10.1, 1) == 3  # at most one
     assert runs.due(4, 10.0, 99.0, 100) == 4  # a keep-alive: no run
     assert runs_of(steps) is runs_of(steps)  # built once per tuple
-    assert runs_of(list(steps)) is None  # only a shared (tuple) timeline has one
