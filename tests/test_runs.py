@@ -11,20 +11,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockllm.clock import ManualClock
 from mockllm.events import Close, CloseMode, Done, Finish, KeepAlive, Preamble, Step, Token
-from mockllm.formats import ApiRequest, StreamContext
-from mockllm.formats.openai_chat import OpenAIChatEncoder
+from mockllm.formats import FORMATS, ApiRequest, StreamContext
 from mockllm.runs import Runs, runs_of
 from mockllm.streaming import play
 
 from .conftest import make_scenario
 
 CONTEXT = StreamContext(id="chatcmpl-1", created=1700000000, model="m")
-REQUEST = ApiRequest(model="m", stream=True, prompt_tokens=1)
+#: Formats whose text tokens have a fixed frame (the fast path's case), each its own way:
+#: OpenAI's first token opens the reply, Anthropic's opens a content block, Gemini's SSE chunks.
+FORMAT_OPTIONS = {"openai-chat": {}, "anthropic": {}, "gemini": {"sse": True}}
 
 
 class BusySink:
@@ -78,26 +80,28 @@ def timelines(draw: st.DrawFn) -> tuple[Step, ...]:
 
 
 async def played(
-    steps: Iterable[Step], busy: list[float], immediate: bool
+    fmt: str, steps: Iterable[Step], busy: list[float], immediate: bool
 ) -> tuple[BusySink, tuple[object, ...]]:
     clock = ManualClock(start=0.0)
     sink = BusySink(clock, busy, immediate)
-    encoder = OpenAIChatEncoder(make_scenario(reply="x"), REQUEST, CONTEXT)
+    request = ApiRequest(model="m", stream=True, prompt_tokens=1, options=FORMAT_OPTIONS[fmt])
+    encoder = FORMATS[fmt].stream_encoder(make_scenario(reply="x"), request, CONTEXT)
     out = await play(steps, encoder, sink, clock)
     return sink, (out.outcome, out.tokens_sent, out.bytes_sent, round(out.max_lateness, 9))
 
 
-@settings(max_examples=150, deadline=None)
+@pytest.mark.parametrize("fmt", sorted(FORMAT_OPTIONS))
+@settings(max_examples=80, deadline=None)
 @given(
     steps=timelines(),
     busy=st.lists(st.sampled_from([0.0, 0.0005, 0.003, 0.02, 0.3]), max_size=20),
     immediate=st.booleans(),
 )
 async def test_a_shared_timeline_writes_what_the_steps_one_by_one_write(
-    steps: tuple[Step, ...], busy: list[float], immediate: bool
+    fmt: str, steps: tuple[Step, ...], busy: list[float], immediate: bool
 ) -> None:
-    lazy, lazy_out = await played(iter(steps), busy, immediate)  # an iterator: no table
-    shared, shared_out = await played(steps, busy, immediate)
+    lazy, lazy_out = await played(fmt, iter(steps), busy, immediate)  # an iterator: no table
+    shared, shared_out = await played(fmt, steps, busy, immediate)
     assert shared.writes == lazy.writes
     assert shared_out == lazy_out
     assert shared.closed == lazy.closed == "eof"
