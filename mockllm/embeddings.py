@@ -34,8 +34,8 @@ from .guards import error_response
 from .replies import header_value
 from .scenario import Scenario
 from .selection import HEADER
+from .sink import ResponseSink
 from .state import STATE
-from .streaming import ResponseSink
 from .vectors import dimensions_for, vector
 
 #: Past this many characters of input plus numbers of output, vectors and JSON are made in a thread.

@@ -38,7 +38,7 @@ from .formats import format_for, serving
 from .guards import error_response
 from .recording import Exchange, cut_short, scenario_of
 from .redaction import Redactor, public_url
-from .streaming import ResponseSink
+from .sink import ResponseSink
 from .yamlwriter import render
 
 log = logging.getLogger("mockllm")

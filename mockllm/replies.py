@@ -27,8 +27,9 @@ from .guards import api_key, error_response
 from .quotas import context_error
 from .scenario import Scenario, ToolCall
 from .selection import HEADER
+from .sink import ResponseSink
 from .state import STATE, ServerState, dumps
-from .streaming import ResponseSink, play
+from .streaming import play
 from .timeline import build_timeline, stream_timeline
 
 log = logging.getLogger("mockllm")

@@ -17,7 +17,7 @@ import pytest
 
 from mockllm.match import Seen
 from mockllm.selection import ScenarioSet
-from mockllm.streaming import ResponseSink
+from mockllm.sink import ResponseSink
 
 from . import rawhttp
 from .conftest import Serve
