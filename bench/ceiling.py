@@ -4,8 +4,8 @@ A bare ``asyncio.Protocol`` that reads the ``model`` of a chat-completions reque
 pre-encoded OpenAI chunks of the same size as mockllm's, on the same schedule:
 
 - ``zero``: every token at once, in one write (the bulk-write ceiling);
-- ``paced``: token k at ``(k + 1) * delay`` after the request, one write per token, scheduled with
-  ``loop.call_at`` on absolute deadlines;
+- ``paced``: token k at ``(k + 1) * delay`` after the request, one write per token, on absolute
+  deadlines from a shared 1 ms ticker (one ``loop.call_at`` per millisecond, as mockllm's clock);
 - ``idle``: a few tokens at once, for time to first byte;
 - ``stall``: headers, then nothing until the client leaves.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import socket
 
 HEAD = (
@@ -39,28 +40,46 @@ def chunk(text: str) -> bytes:
 
 
 class Paced:
-    """Token k of a stream at ``start + (k + 1) * delay``: one ``call_at`` per token on an absolute
-    deadline, a callback rather than a coroutine, one write per token."""
+    """Token k of a stream at ``start + (k + 1) * delay``, on absolute deadlines, a callback rather
+    than a coroutine. Streams whose next tokens fall due in the same millisecond share one
+    ``loop.call_at`` (as mockllm's clock does): a timer per token per stream puts 100,000 timers a
+    second on asyncio's heap at 1,000 streams, and the pace drifted by 18-78 % there (by 120-220 %
+    at 10,000). A tick that runs late writes every token due by then in one write."""
+
+    RESOLUTION = 0.001
 
     def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, frame: bytes, tokens: int) -> None:
         self.loop = loop
         self.delay = delay
         self.frame = frame
         self.tokens = tokens
+        self.due: dict[int, list[tuple[asyncio.Transport, float, int]]] = {}
 
     def add(self, transport: asyncio.Transport) -> None:
         start = self.loop.time()
-        self.loop.call_at(start + self.delay, self._tick, transport, start, 0)
+        self._at(start + self.delay, transport, start, 0)
 
-    def _tick(self, transport: asyncio.Transport, start: float, sent: int) -> None:
-        if transport.is_closing():
-            return
-        if sent + 1 == self.tokens:
-            transport.write(self.frame + DONE)
-            transport.close()
-            return
-        transport.write(self.frame)
-        self.loop.call_at(start + (sent + 2) * self.delay, self._tick, transport, start, sent + 1)
+    def _at(self, deadline: float, transport: asyncio.Transport, start: float, sent: int) -> None:
+        tick = math.ceil(deadline / self.RESOLUTION)
+        streams = self.due.get(tick)
+        if streams is None:
+            streams = self.due[tick] = []
+            self.loop.call_at(tick * self.RESOLUTION, self._tick, tick)
+        streams.append((transport, start, sent))
+
+    def _tick(self, tick: int) -> None:
+        now = self.loop.time()
+        for transport, start, sent in self.due.pop(tick, ()):
+            if transport.is_closing():
+                continue
+            # Token k is due at (k + 1) * delay: all those due by now go out together.
+            due = min(self.tokens, max(sent + 1, int((now - start) / self.delay + 1e-9)))
+            if due == self.tokens:
+                transport.write(self.frame * (due - sent) + DONE)
+                transport.close()
+                continue
+            transport.write(self.frame * (due - sent))
+            self._at(start + (due + 1) * self.delay, transport, start, due)
 
 
 class Server(asyncio.Protocol):
