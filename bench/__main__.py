@@ -138,12 +138,9 @@ def case_paced(plan: Plan, server: Running, streams: int) -> dict[str, Any]:
         r["ideal_s"] = ideal
         r["drift_pct_p50"] = 100 * (r["duration_s_p50"] / ideal - 1) if r["duration_s_p50"] else None
         r["drift_pct_max"] = 100 * (r["duration_s_max"] / ideal - 1) if r["duration_s_max"] else None
-        # The pace alone: first token to last against (tokens - 1) delays. The drift above counts
-        # the time to first byte too, which is reported (and has its own target) separately.
-        pace = (plan.paced_tokens - 1) * plan.delay
-        r["pace_drift_pct_p50"] = 100 * (r["paced_s_p50"] / pace - 1) if r["paced_s_p50"] else None
-        r["pace_drift_pct_max"] = 100 * (r["paced_s_max"] / pace - 1) if r["paced_s_max"] else None
-        runs.append(r)
+        # The pace alone (scale.paced_figures): the drift above counts the time to first byte
+        # too, which is reported (and has its own target) separately.
+        runs.append(scale.paced_figures(r, plan.paced_tokens, plan.delay))
     return median_of(runs)
 
 

@@ -92,9 +92,13 @@ def mockllm(
     argv = [sys.executable, "-m", "mockllm.cli", "serve", "-q", "--port", "0", "--scenario", str(path)]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    port_of = lambda line: int(line.rsplit(":", 1)[1].split()[0])  # noqa: E731
-    with started("mockllm", argv, port_of, "Listening on", cpus) as s:
+    with started("mockllm", argv, listening_port, "Listening on", cpus) as s:
         yield s
+
+
+def listening_port(line: str) -> int:
+    """The port of mockllm's ``Listening on http://127.0.0.1:PORT`` line (serve and record)."""
+    return int(line.rsplit(":", 1)[1].split()[0])
 
 
 @contextmanager

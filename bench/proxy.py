@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .harness import SERVER_CPU, client, mockllm, started
+from .harness import SERVER_CPU, client, listening_port, mockllm, started
 from .scale import paced_scenario
 
 TOKENS, DELAY = 200, 0.010
@@ -33,8 +33,7 @@ def measure(
     with mockllm(paced_scenario(tokens, delay), workdir) as upstream:
         argv = [sys.executable, "-m", "mockllm.cli", "record", "-q", "--port", "0"]
         argv += ["--upstream", f"http://127.0.0.1:{upstream.port}", "--out", str(recordings)]
-        port_of = lambda line: int(line.rsplit(":", 1)[1].split()[0])  # noqa: E731
-        with started("mockllm", argv, port_of, "Listening on", SERVER_CPU) as proxy:
+        with started("mockllm", argv, listening_port, "Listening on", SERVER_CPU) as proxy:
             for n in streams:
                 direct = client(upstream, "paced", n, tokens)
                 proxied = client(proxy, "paced", n, tokens)

@@ -94,9 +94,15 @@ class Call(Outcome):
         """The request body's JSON value (None if it was not JSON), parsed when first asked for:
         the log keeps the bytes aiohttp read anyway, not a second copy of them as objects (for
         every open stream and every call the log holds; ``python -m bench.memory``)."""
-        if self._json is None and self.body is not None:
-            self._json = loads(self.body)
+        if self._json is None:
+            self._json = self._parsed()
         return self._json
+
+    def _parsed(self) -> Any:
+        """The body's value, kept or not by the caller."""
+        if self._json is not None or self.body is None:
+            return self._json
+        return loads(self.body)
 
     @property
     def finished(self) -> bool:
@@ -160,7 +166,7 @@ class Call(Outcome):
             "method": self.method,
             "path": self.path,
             "headers": redacted(self.headers, secret),
-            "json": self._json if self._json is not None or self.body is None else loads(self.body),
+            "json": self._parsed(),
             "scenario": self.scenario,
             "reason": self.reason,
             "why": self.why,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -50,6 +51,7 @@ def test_each_request_is_logged_with_what_it_sent_and_got(serve: Serve) -> None:
     assert (first.method, first.path, first.format) == ("POST", "/v1/chat/completions", "openai-chat")
     assert first.json["messages"] == MESSAGES
     assert first.json["stream"] is True
+    assert json.loads(first.body or b"") == first.json  # the bytes the SDK sent; json is their value
     assert first.headers["Authorization"] == "Bearer sk-test"
     assert (first.scenario, first.reason, first.stream) == ("second", "model", True)
     assert (first.status, first.outcome, first.tokens_sent) == (200, "completed", 2)
